@@ -1,0 +1,127 @@
+"""Trains the default ``AutoencoderKL`` on an image-classification dataset (Fashion-MNIST by default).
+
+Resumable: the full state is checkpointed every ``--checkpoint_every`` steps into
+``--checkpoint_dir`` and a new run with the same arguments continues from it. At the end the latent
+scaling factor (1 / std of the latents, as for Stable Diffusion) is measured and written into the
+model config, and the model is saved in diffusers format to ``--output_dir``.
+
+    accelerate launch examples/train_autoencoder.py --max_steps 6000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from latent_distill.checkpointing import atomic_directory, atomic_write_json, load_state, save_state
+from latent_distill.data import dataset_to_tensors, fashion_mnist_tensors, uint8_to_float
+from latent_distill.default_models import DEFAULT_PIPELINE_PATH, build_fashion_mnist_autoencoder
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="fashion-mnist",
+                        help="'fashion-mnist' (offline default) or a datasets id / local folder")
+    parser.add_argument("--output_dir", default=str(DEFAULT_PIPELINE_PATH / "vae"))
+    parser.add_argument("--checkpoint_dir", default="runs/autoencoder")
+    parser.add_argument("--max_steps", type=int, default=6000)
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--warmup_steps", type=int, default=200)
+    parser.add_argument("--kl_weight", type=float, default=1e-6)
+    parser.add_argument("--checkpoint_every", type=int, default=250)
+    parser.add_argument("--mixed_precision", default="bf16", choices=["no", "fp16", "bf16"])
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def load_training_images(name: str) -> torch.Tensor:
+    """Returns the training split as ``uint8`` ``(N, 1, 28, 28)`` images."""
+    if name == "fashion-mnist":
+        return fashion_mnist_tensors("train").images
+    import datasets
+
+    return dataset_to_tensors(datasets.load_dataset(name, split="train")).images
+
+
+def learning_rate_at(step: int, args: argparse.Namespace) -> float:
+    """Linear warm-up then cosine decay to zero."""
+    if step < args.warmup_steps:
+        return args.learning_rate * (step + 1) / args.warmup_steps
+    progress = (step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps)
+    return args.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def measure_scaling_factor(vae, images: torch.Tensor, count: int = 5000) -> float:
+    """Returns 1 / std of the posterior means of ``count`` images."""
+    latents = [vae.encode(uint8_to_float(images[i: i + 500])).latent_dist.mean for i in range(0, count, 500)]
+    return float(1.0 / torch.cat(latents).std())
+
+
+def main() -> None:
+    args = parse_args()
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    set_seed(args.seed)
+    images = load_training_images(args.dataset)
+    vae = build_fashion_mnist_autoencoder()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=args.learning_rate, weight_decay=0.0)
+    checkpoint = Path(args.checkpoint_dir) / "state.pt"
+    state = load_state(checkpoint)
+    step, seconds = 0, 0.0
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds = state["step"], state["seconds"]
+        accelerator.print(f"resumed from {checkpoint} at step {step}")
+    vae, optimizer = accelerator.prepare(vae, optimizer)
+    generator = torch.Generator().manual_seed(args.seed * 1000 + step)
+    progress = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_main_process, desc="autoencoder")
+    started = time.time() - seconds
+    running = None
+    while step < args.max_steps:
+        index = torch.randint(0, len(images), (args.batch_size,), generator=generator)
+        batch = uint8_to_float(images[index]).to(accelerator.device)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(step, args)
+        with accelerator.autocast():
+            posterior = accelerator.unwrap_model(vae).encode(batch).latent_dist
+            reconstruction = accelerator.unwrap_model(vae).decode(posterior.sample(generator=None)).sample
+        mse = torch.nn.functional.mse_loss(reconstruction.float(), batch)
+        loss = mse + args.kl_weight * posterior.kl().mean()
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        # PSNR on the [0, 1] scale: the MSE on [-1, 1] is four times larger.
+        psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
+        running = psnr if running is None else 0.98 * running + 0.02 * psnr
+        progress.update(1)
+        progress.set_postfix(psnr=f"{running:.2f}", lr=f"{learning_rate_at(step, args):.2e}")
+        if step % args.checkpoint_every == 0 and accelerator.is_main_process:
+            save_state(checkpoint, model=accelerator.unwrap_model(vae).state_dict(),
+                       optimizer=optimizer.state_dict(), step=step, seconds=time.time() - started)
+    progress.close()
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(vae).eval()
+        model.register_to_config(scaling_factor=measure_scaling_factor(model, images))
+        with atomic_directory(args.output_dir) as staging:
+            model.save_pretrained(staging)
+        atomic_write_json(
+            {"dataset": args.dataset, "args": vars(args), "steps": step,
+             "train_seconds": round(time.time() - started, 1), "final_train_psnr_ema": running},
+            Path(args.checkpoint_dir) / "training_summary.json",
+        )
+        print(json.dumps({"saved": args.output_dir, "train_seconds": round(time.time() - started, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""latent-distill: dataset distillation in the latent space of pretrained autoencoders and diffusion models."""
+
+from .codec import LatentCache, LatentCodec
+from .config import BudgetError, DistillationConfig, samples_per_class_for_budget
+from .data import (
+    DataError,
+    ImageClassificationTensors,
+    dataset_to_tensors,
+    fashion_mnist_tensors,
+    float_to_uint8,
+    load_fashion_mnist,
+    uint8_to_float,
+)
+from .default_models import DEFAULT_PIPELINE_PATH
+from .networks import get_network, list_networks, register_network
+from .objectives import get_objective, register_objective
+from .pipelines import LatentDistillationOutput, LatentDistillationPipeline
+from .presets import config_for_method, list_presets
+from .representations import get_representation, register_representation
+
+__version__ = "0.1.0"

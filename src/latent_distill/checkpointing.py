@@ -1,0 +1,112 @@
+"""Atomic writes and resumable training state.
+
+Every long loop in the library saves its state through :func:`save_state` and reads it back with
+:func:`load_state`; outputs are written to a temporary sibling and renamed into place, so a crash
+never leaves a half-written file or folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import numpy as np
+import torch
+
+PathLike = Union[str, os.PathLike]
+
+
+@contextlib.contextmanager
+def atomic_directory(target: PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yields a temporary folder that replaces ``target`` only when the block exits cleanly.
+
+    Args:
+        target: the final folder.
+        overwrite: replace an existing ``target``; when ``False`` an existing folder raises.
+
+    Yields:
+        The temporary folder to write into (a sibling of ``target``).
+    """
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists: remove it or pass overwrite=True.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    backup = None
+    if target.exists():
+        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, backup)
+    os.replace(staging, target)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: PathLike) -> None:
+    """Writes ``text`` to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(obj: Any, path: PathLike) -> None:
+    """Writes ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", path)
+
+
+def rng_state() -> dict:
+    """Captures the Python, numpy and torch random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restores states captured by :func:`rng_state`."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_state(path: PathLike, **state: Any) -> None:
+    """Saves a training state (tensors, state dicts, counters) plus the RNG states, atomically."""
+    atomic_torch_save({**state, "rng": rng_state()}, path)
+
+
+def load_state(path: PathLike) -> dict | None:
+    """Loads a state written by :func:`save_state` and restores the RNG states.
+
+    Returns:
+        The saved dictionary, or ``None`` when ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    set_rng_state(state.pop("rng"))
+    return state

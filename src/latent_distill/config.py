@@ -1,0 +1,155 @@
+"""The run configuration of a distillation, and the storage-budget arithmetic.
+
+A :class:`DistillationConfig` holds every hyper-parameter of a run; it saves itself as JSON next to
+checkpoints and inside the distilled dataset, so a run can be reproduced from its output alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .checkpointing import atomic_write_json
+
+BUDGETS = ("storage", "count")
+
+
+class BudgetError(ValueError):
+    """Raised when an IPC budget cannot be turned into a usable number of samples per class."""
+
+
+@dataclass
+class DistillationConfig:
+    """Every hyper-parameter of a gradient-based distillation run.
+
+    Args:
+        method: matching objective, a name of the objective registry (``"dm"``, ...).
+        representation: what is optimised, a name of the representation registry
+            (``"latent"`` for LatentDD, ``"pixel"`` for the classic baselines).
+        ipc: images per class of the budget.
+        budget: ``"storage"`` (the bytes of ``ipc`` images per class, turned into more latents per
+            class by the size ratio, as in LatentDD) or ``"count"`` (``ipc`` samples per class).
+        samples_per_class: explicit number of synthetic samples per class (overrides the budget).
+        resolution: working image resolution; ``None`` takes the autoencoder's ``sample_size``.
+        resample: upsampling before encoding, undone after decoding (LatentDD's ``f`` trick).
+        iterations: optimisation steps.
+        learning_rate: base learning rate of the synthetic samples; the effective one is
+            ``learning_rate * samples_per_class`` when ``scale_learning_rate`` (seed 001 Eq. 10).
+        scale_learning_rate: multiply the base learning rate by the samples per class.
+        momentum: SGD momentum of the synthetic samples.
+        batch_real: real samples per class drawn at each step.
+        init: ``"real"`` (random real samples of the class) or ``"noise"``.
+        augmentation: differentiable siamese augmentation strategy used inside matching
+            (e.g. ``"color_crop_cutout_flip_scale_rotate"``), or ``None``.
+        network: name of the matching network in the network registry.
+        network_kwargs: extra arguments of the matching network (depth, width, norm, ...).
+        objective_kwargs: objective-specific hyper-parameters.
+        seed: seed of every random choice; randomness is derived from (seed, step, class).
+        checkpoint_every: steps between checkpoints (0 disables).
+        encode_batch_size: images per autoencoder forward pass.
+    """
+
+    method: str = "dm"
+    representation: str = "latent"
+    ipc: int = 10
+    budget: str = "storage"
+    samples_per_class: Optional[int] = None
+    resolution: Optional[int] = None
+    resample: int = 1
+    iterations: int = 1000
+    learning_rate: float = 0.1
+    scale_learning_rate: bool = True
+    momentum: float = 0.5
+    batch_real: int = 256
+    init: str = "real"
+    augmentation: Optional[str] = None
+    network: str = "convnet"
+    network_kwargs: dict = field(default_factory=dict)
+    objective_kwargs: dict = field(default_factory=dict)
+    seed: int = 0
+    checkpoint_every: int = 100
+    encode_batch_size: int = 500
+
+    def __post_init__(self) -> None:
+        if self.budget not in BUDGETS:
+            raise ValueError(f"budget must be one of {BUDGETS}, got {self.budget!r}.")
+        if self.init not in ("real", "noise"):
+            raise ValueError(f"init must be 'real' or 'noise', got {self.init!r}.")
+        if self.ipc < 1:
+            raise BudgetError(f"ipc must be at least 1, got {self.ipc}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DistillationConfig":
+        """Builds a config from a dict, rejecting unknown keys with the list of valid ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"Unknown config keys {sorted(unknown)}; valid keys are {sorted(known)}.")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "DistillationConfig":
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DistillationConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @property
+    def method_name(self) -> str:
+        """The library-wide method name, e.g. ``"latent-dm"`` or ``"pixel-dm"``."""
+        return f"{self.representation}-{self.method}"
+
+
+def samples_per_class_for_budget(ipc: int, budget: str, image_shape: tuple[int, ...],
+                                 sample_shape: tuple[int, ...], class_size: int,
+                                 explicit: Optional[int] = None) -> int:
+    """Turns an IPC budget into a number of synthetic samples per class.
+
+    Under the ``"storage"`` budget a class may hold as many samples as fit in the bytes of ``ipc``
+    images (float32 values at the working resolution, as synthetic images are stored in dataset
+    distillation): ``floor(ipc * prod(image_shape) / prod(sample_shape))``. Under ``"count"`` it
+    is ``ipc``.
+
+    Args:
+        ipc: images per class of the budget.
+        budget: ``"storage"`` or ``"count"``.
+        image_shape: ``(C, H, W)`` of one image at the working resolution.
+        sample_shape: shape of one synthetic sample (a latent, or an image for pixel methods).
+        class_size: number of real samples in the smallest class (synthetic samples start from
+            distinct real ones).
+        explicit: a number that overrides the budget.
+
+    Returns:
+        Samples per class.
+
+    Raises:
+        BudgetError: when fewer than one sample per class fits, or more than the class holds.
+    """
+    if explicit is not None:
+        per_class = int(explicit)
+    elif budget == "storage":
+        per_class = math.floor(ipc * math.prod(image_shape) / math.prod(sample_shape))
+    else:
+        per_class = int(ipc)
+    if per_class < 1:
+        raise BudgetError(
+            f"An IPC-{ipc} storage budget ({ipc} x {math.prod(image_shape)} values) holds no sample of shape "
+            f"{tuple(sample_shape)} ({math.prod(sample_shape)} values): raise ipc, lower the resample factor, "
+            "or pass samples_per_class."
+        )
+    if per_class > class_size:
+        raise BudgetError(
+            f"The budget asks for {per_class} samples per class but the smallest class has only {class_size} "
+            "real samples to start from: lower ipc (or samples_per_class), or use budget='count'."
+        )
+    return per_class

@@ -1,0 +1,301 @@
+"""Image-classification data in, as Hugging Face ``datasets``, out as normalised tensors.
+
+The library accepts any ``datasets.Dataset`` (or ``DatasetDict``) with one image column and one
+integer/``ClassLabel`` label column. Columns are detected by feature type, or named explicitly.
+Preprocessing (mode conversion, resize of the shorter side, centre crop, scaling to [-1, 1]) is done
+once, batched, into a ``uint8`` tensor held in memory; the float conversion happens per batch.
+
+The offline default is Fashion-MNIST, read from the idx files of Debian's ``dataset-fashion-mnist``
+package; without those files the same function loads the Hub copy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+import datasets
+from datasets import ClassLabel, Dataset, DatasetDict, Features
+
+FASHION_MNIST_DIR = Path(os.environ.get("LATENT_DISTILL_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+FASHION_MNIST_HUB_ID = "zalando-datasets/fashion_mnist"
+FASHION_MNIST_CLASSES = [
+    "T - shirt / top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+class DataError(ValueError):
+    """Raised when a dataset cannot be used as given; the message names the problem and the fix."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Fashion-MNIST
+# ----------------------------------------------------------------------------------------------
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Reads one gzipped idx file (the MNIST container format) into a numpy array."""
+    with gzip.open(path, "rb") as handle:
+        raw = handle.read()
+    magic = int.from_bytes(raw[0:4], "big")
+    ndim = magic & 0xFF
+    if magic >> 8 != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte idx file (magic {magic:#x}); reinstall the dataset package.")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def fashion_mnist_arrays(split: str, root: Union[str, Path] = FASHION_MNIST_DIR) -> tuple[np.ndarray, np.ndarray]:
+    """Reads one split of Fashion-MNIST from idx files.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        root: folder holding the four ``*-ubyte.gz`` files.
+
+    Returns:
+        ``(images, labels)``: ``uint8`` arrays of shape ``(N, 28, 28)`` and ``(N,)``.
+    """
+    image_file, label_file = _IDX_FILES[split]
+    return _read_idx(Path(root) / image_file), _read_idx(Path(root) / label_file)
+
+
+def load_fashion_mnist(root: Union[str, Path, None] = None, hub_id: str = FASHION_MNIST_HUB_ID) -> DatasetDict:
+    """Loads Fashion-MNIST as a ``DatasetDict`` with ``image`` (Image) and ``label`` (ClassLabel).
+
+    Reads Debian's ``dataset-fashion-mnist`` idx files when present (fully offline); otherwise loads
+    ``hub_id`` from the Hugging Face Hub.
+
+    Args:
+        root: folder of the idx files; defaults to ``/usr/share/datasets/fashion-mnist`` or the
+            ``LATENT_DISTILL_FASHION_MNIST`` environment variable.
+        hub_id: the Hub dataset used when the idx files are absent.
+
+    Returns:
+        ``DatasetDict`` with ``train`` (60,000 rows) and ``test`` (10,000 rows) splits.
+    """
+    root = Path(root) if root is not None else FASHION_MNIST_DIR
+    if not all((root / name).exists() for files in _IDX_FILES.values() for name in files):
+        return datasets.load_dataset(hub_id)
+    features = Features({"image": datasets.Image(), "label": ClassLabel(names=FASHION_MNIST_CLASSES)})
+    splits = {}
+    for split in _IDX_FILES:
+        images, labels = fashion_mnist_arrays(split, root)
+        splits[split] = Dataset.from_dict(
+            {"image": [PILImage.fromarray(image, mode="L") for image in images], "label": labels.tolist()},
+            features=features,
+        )
+    return DatasetDict(splits)
+
+
+# ----------------------------------------------------------------------------------------------
+# Column detection
+# ----------------------------------------------------------------------------------------------
+
+def detect_columns(dataset: Dataset, image_column: Optional[str] = None,
+                   label_column: Optional[str] = None) -> tuple[str, str]:
+    """Finds the image and label columns of an image-classification dataset.
+
+    Args:
+        dataset: a ``datasets.Dataset``.
+        image_column: name to use instead of detection.
+        label_column: name to use instead of detection.
+
+    Returns:
+        ``(image_column, label_column)``.
+
+    Raises:
+        DataError: when a column is missing or the labels are not integers.
+    """
+    features = dataset.features
+    if image_column is None:
+        candidates = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
+        if not candidates:
+            raise DataError(
+                f"No image column found among {list(features)}: cast it to datasets.Image() "
+                "(dataset.cast_column(name, datasets.Image())) or pass image_column=<name>."
+            )
+        image_column = candidates[0]
+    elif image_column not in features:
+        raise DataError(f"image_column={image_column!r} is not a column of the dataset {list(features)}.")
+    if label_column is None:
+        candidates = [name for name, feature in features.items() if isinstance(feature, ClassLabel)]
+        candidates += [name for name in ("label", "labels", "fine_label", "class") if name in features]
+        if not candidates:
+            raise DataError(
+                f"No label column found among {list(features)}: name it with label_column=<name>, "
+                "or cast it to datasets.ClassLabel."
+            )
+        label_column = candidates[0]
+    elif label_column not in features:
+        raise DataError(f"label_column={label_column!r} is not a column of the dataset {list(features)}.")
+    label_feature = features[label_column]
+    if not isinstance(label_feature, ClassLabel) and getattr(label_feature, "dtype", None) not in (
+        "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"
+    ):
+        raise DataError(
+            f"Labels in column {label_column!r} are {label_feature}, not class indices: convert them with "
+            f"dataset.class_encode_column({label_column!r})."
+        )
+    return image_column, label_column
+
+
+def class_names(dataset: Dataset, label_column: str) -> list[str]:
+    """Returns the class names of ``label_column`` (``ClassLabel`` names, or stringified indices)."""
+    feature = dataset.features[label_column]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    return [str(i) for i in range(int(max(dataset[label_column])) + 1)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Preprocessing
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class ImagePreprocessor:
+    """Turns PIL images of any mode and size into fixed-size ``uint8`` arrays.
+
+    Args:
+        resolution: side of the square output; the shorter side is resized to it, then centre-cropped.
+        channels: 1 (grey) or 3 (RGB). Transparent images are composited on white; palette images
+            are converted through RGB(A).
+    """
+
+    resolution: int = 28
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise DataError(f"channels must be 1 (grey) or 3 (RGB), got {self.channels}.")
+
+    def _to_mode(self, image: PILImage.Image) -> PILImage.Image:
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        if image.mode in ("RGBA", "LA"):
+            background = PILImage.new("RGBA", image.size, (255, 255, 255, 255))
+            image = PILImage.alpha_composite(background, image.convert("RGBA"))
+        return image.convert("L" if self.channels == 1 else "RGB")
+
+    def __call__(self, image: PILImage.Image) -> np.ndarray:
+        """Converts one image to a ``(channels, resolution, resolution)`` ``uint8`` array."""
+        image = self._to_mode(image)
+        width, height = image.size
+        if (width, height) != (self.resolution, self.resolution):
+            scale = self.resolution / min(width, height)
+            size = (max(self.resolution, round(width * scale)), max(self.resolution, round(height * scale)))
+            image = image.resize(size, PILImage.BICUBIC)
+            left = (size[0] - self.resolution) // 2
+            top = (size[1] - self.resolution) // 2
+            image = image.crop((left, top, left + self.resolution, top + self.resolution))
+        array = np.asarray(image, dtype=np.uint8)
+        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+@dataclass
+class ImageClassificationTensors:
+    """A preprocessed split: ``uint8`` images ``(N, C, H, W)``, ``int64`` labels and class names."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def float_images(self, index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Returns images (all, or ``index``) as float32 in [-1, 1]."""
+        images = self.images if index is None else self.images[index]
+        return uint8_to_float(images)
+
+    def indices_by_class(self) -> list[torch.Tensor]:
+        """Returns, for each class, the indices of its samples."""
+        return [torch.nonzero(self.labels == c, as_tuple=False).flatten() for c in range(self.num_classes)]
+
+
+def uint8_to_float(images: torch.Tensor) -> torch.Tensor:
+    """Maps ``uint8`` images in [0, 255] to float32 in [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def float_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Maps float images in [-1, 1] to ``uint8`` in [0, 255] (clamped, rounded)."""
+    return images.detach().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def dataset_to_tensors(dataset: Dataset, resolution: int = 28, channels: int = 1,
+                       image_column: Optional[str] = None, label_column: Optional[str] = None,
+                       batch_size: int = 1000) -> ImageClassificationTensors:
+    """Preprocesses a whole split into memory.
+
+    Args:
+        dataset: an image-classification ``datasets.Dataset``.
+        resolution: working resolution (square).
+        channels: 1 (grey) or 3 (RGB).
+        image_column: image column (detected when ``None``).
+        label_column: label column (detected when ``None``).
+        batch_size: rows decoded at a time.
+
+    Returns:
+        ``ImageClassificationTensors`` with ``uint8`` images ``(N, channels, resolution, resolution)``.
+
+    Raises:
+        DataError: on missing columns, non-integer or missing labels, or empty datasets.
+    """
+    if len(dataset) == 0:
+        raise DataError("The dataset is empty: pass a split with at least one image per class.")
+    image_column, label_column = detect_columns(dataset, image_column, label_column)
+    labels = list(dataset[label_column])
+    if any(label is None for label in labels):
+        missing = sum(label is None for label in labels)
+        raise DataError(
+            f"{missing} rows have no label in column {label_column!r}: drop them first with "
+            f"dataset.filter(lambda row: row[{label_column!r}] is not None)."
+        )
+    preprocess = ImagePreprocessor(resolution, channels)
+    arrays = np.empty((len(dataset), channels, resolution, resolution), dtype=np.uint8)
+    view = dataset.select_columns([image_column])
+    for start in range(0, len(dataset), batch_size):
+        batch = view[start: start + batch_size][image_column]
+        for offset, image in enumerate(batch):
+            arrays[start + offset] = preprocess(image)
+    return ImageClassificationTensors(
+        images=torch.from_numpy(arrays),
+        labels=torch.tensor(labels, dtype=torch.long),
+        class_names=class_names(dataset, label_column),
+    )
+
+
+def fashion_mnist_tensors(split: str, root: Union[str, Path, None] = None) -> ImageClassificationTensors:
+    """Fast path for Fashion-MNIST: one split straight from the idx files as tensors (no decoding).
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        root: folder of the idx files.
+
+    Returns:
+        ``ImageClassificationTensors`` with images ``(N, 1, 28, 28)``.
+    """
+    images, labels = fashion_mnist_arrays(split, root or FASHION_MNIST_DIR)
+    return ImageClassificationTensors(
+        images=torch.from_numpy(images.copy()).unsqueeze(1),
+        labels=torch.from_numpy(labels.astype(np.int64)),
+        class_names=list(FASHION_MNIST_CLASSES),
+    )
+
+
+def select_classes_present(labels: torch.Tensor, num_classes: int) -> Sequence[int]:
+    """Returns the classes with no sample (used to raise a clear error on empty classes)."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    return [c for c in range(num_classes) if counts[c] == 0]

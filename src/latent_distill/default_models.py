@@ -1,0 +1,39 @@
+"""The shipped default models and how to build them.
+
+The default pipeline folder (``latent_distill/pretrained/fashion-mnist``) holds a small
+``AutoencoderKL`` trained by ``examples/train_autoencoder.py`` on Fashion-MNIST; it is an ordinary
+diffusers folder and loads with ``LatentDistillationPipeline.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffusers import AutoencoderKL
+
+DEFAULT_PIPELINE_PATH = Path(__file__).parent / "pretrained" / "fashion-mnist"
+
+
+def fashion_mnist_autoencoder_config() -> dict:
+    """Returns the ``AutoencoderKL`` config of the default autoencoder.
+
+    An SD-VAE-like design scaled to 28x28 grey images: three resolution levels (28, 14, 7), two
+    ResNet blocks each, an attention mid-block, 4 latent channels. Latents are ``4x7x7`` (196 values)
+    for a 784-value image, so one image's storage holds four latents.
+    """
+    return dict(
+        in_channels=1,
+        out_channels=1,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(32, 64, 128),
+        layers_per_block=2,
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=28,
+    )
+
+
+def build_fashion_mnist_autoencoder() -> AutoencoderKL:
+    """Builds a freshly initialised default autoencoder."""
+    return AutoencoderKL(**fashion_mnist_autoencoder_config())

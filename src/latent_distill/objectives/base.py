@@ -1,0 +1,76 @@
+"""The matching-objective interface and its registry.
+
+An objective pulls a synthetic set toward the real data, one iteration at a time, in whichever
+space the representation renders to. It is written once and serves pixels and latents alike.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..augment import DifferentiableSiameseAugmentation
+from ..config import DistillationConfig
+from ..representations import RealPool, Representation
+
+OBJECTIVES: dict[str, type["MatchingObjective"]] = {}
+
+
+def register_objective(name: str) -> Callable:
+    """Class decorator adding an objective to the registry under ``name``."""
+
+    def decorator(cls: type["MatchingObjective"]) -> type["MatchingObjective"]:
+        cls.name = name
+        OBJECTIVES[name] = cls
+        return cls
+
+    return decorator
+
+
+def build_augmentation(strategy: Optional[str]) -> Optional[DifferentiableSiameseAugmentation]:
+    """The siamese augmentation used inside matching (``augment(x, seed)``), or ``None``."""
+    return DifferentiableSiameseAugmentation(strategy) if strategy else None
+
+
+def get_objective(name: str) -> type["MatchingObjective"]:
+    """Returns the objective class registered under ``name``."""
+    if name not in OBJECTIVES:
+        raise KeyError(f"Unknown method {name!r}; available objectives: {sorted(OBJECTIVES)}.")
+    return OBJECTIVES[name]
+
+
+class MatchingObjective:
+    """Base class of matching objectives.
+
+    Args:
+        config: the run configuration (objective hyper-parameters in ``config.objective_kwargs``).
+        sample_shape: ``(C, H, W)`` of one sample in the matching space.
+        num_classes: number of classes.
+        augment: differentiable siamese augmentation ``augment(x, seed) -> x`` or ``None``.
+    """
+
+    name: str = "base"
+
+    def __init__(self, config: DistillationConfig, sample_shape: Sequence[int], num_classes: int,
+                 augment: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None) -> None:
+        self.config = config
+        self.sample_shape = tuple(sample_shape)
+        self.num_classes = num_classes
+        self.augment = augment
+
+    def iteration(self, synthetic: Representation, real: RealPool, optimizer: torch.optim.Optimizer,
+                  step: int, classes: Sequence[int]) -> float:
+        """Runs one distillation iteration: computes the loss, updates the synthetic set.
+
+        Args:
+            synthetic: the learnable synthetic set.
+            real: real samples in the matching space.
+            optimizer: optimiser of the synthetic set's parameters.
+            step: iteration index (keys the randomness).
+            classes: the classes this process handles.
+
+        Returns:
+            The loss value of the iteration.
+        """
+        raise NotImplementedError

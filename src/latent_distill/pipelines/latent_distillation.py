@@ -1,0 +1,248 @@
+"""``LatentDistillationPipeline``: gradient-based dataset distillation in latent or pixel space.
+
+One pipeline serves LatentDD (``representation="latent"``) and the classic pixel baselines
+(``representation="pixel"``) for every registered matching objective. Unlike most diffusers
+pipelines, ``__call__`` *optimises* (a synthetic set); the frozen models (the autoencoder, and the
+optional denoiser and scheduler) are ordinary diffusers components saved with ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from accelerate import PartialState
+from datasets import Dataset, DatasetDict
+from diffusers import AutoencoderKL, DiffusionPipeline
+
+from ..checkpointing import load_state, save_state
+from ..codec import LatentCache, LatentCodec
+from ..config import DistillationConfig, samples_per_class_for_budget
+from ..data import DataError, ImageClassificationTensors, dataset_to_tensors
+from ..objectives import build_augmentation, get_objective
+from ..representations import RealPool, get_representation
+from ..seeding import generator_for
+from .outputs import LatentDistillationOutput
+
+DatasetLike = Union[Dataset, DatasetDict, ImageClassificationTensors]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a distillation loss becomes NaN or infinite."""
+
+
+class PipelineLoadError(OSError):
+    """Raised when a folder or repository holds no usable autoencoder."""
+
+
+class LatentDistillationPipeline(DiffusionPipeline):
+    """Distils an image-classification dataset into a few synthetic samples per class.
+
+    Args:
+        vae: a diffusers ``AutoencoderKL``; the latent space of LatentDD, and the decoder of the
+            synthetic latents.
+        transformer: optional class-conditional denoiser (used by diffusion-prior representations).
+        scheduler: optional scheduler of the denoiser.
+    """
+
+    model_cpu_offload_seq = "transformer->vae"
+    _optional_components = ["transformer", "scheduler"]
+
+    def __init__(self, vae, transformer=None, scheduler=None) -> None:
+        super().__init__()
+        self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Loads a pipeline folder / Hub repo, or an autoencoder-only one.
+
+        Accepts a ``LatentDistillationPipeline`` folder, any diffusers pipeline repo whose
+        components include a ``vae`` (Stable Diffusion, DiT: extra components are ignored), or an
+        ``AutoencoderKL`` repo with its ``config.json`` at the root (``stabilityai/sd-vae-ft-mse``
+        style). Keyword arguments are those of ``DiffusionPipeline.from_pretrained``.
+
+        Raises:
+            PipelineLoadError: when no autoencoder can be found, naming the layouts accepted.
+        """
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except (OSError, ValueError, TypeError) as error:
+            if "vae" in kwargs:
+                raise
+            pipeline_error = error
+        loader_kwargs = {key: kwargs[key] for key in ("revision", "token", "cache_dir", "local_files_only",
+                                                      "variant") if key in kwargs}
+        try:
+            vae = AutoencoderKL.from_pretrained(pretrained_model_name_or_path, **loader_kwargs)
+        except (OSError, ValueError) as vae_error:
+            raise PipelineLoadError(
+                f"{pretrained_model_name_or_path} holds no autoencoder: expected a pipeline with a 'vae' "
+                "component (model_index.json + vae/) or an AutoencoderKL folder (config.json + weights); "
+                f"or pass vae=AutoencoderKL.from_pretrained(...). Pipeline loading said: {pipeline_error}; "
+                f"autoencoder loading said: {vae_error}"
+            ) from pipeline_error
+        if "dtype" in kwargs or "torch_dtype" in kwargs:
+            vae = vae.to(kwargs.get("dtype", kwargs.get("torch_dtype")))
+        return cls(vae=vae)
+
+    # ------------------------------------------------------------------------------------------
+    # helpers
+    # ------------------------------------------------------------------------------------------
+
+    def _training_split(self, dataset: DatasetLike, resolution: int, image_column: Optional[str],
+                        label_column: Optional[str]) -> ImageClassificationTensors:
+        if isinstance(dataset, ImageClassificationTensors):
+            data = dataset
+        else:
+            if isinstance(dataset, DatasetDict):
+                if "train" not in dataset:
+                    raise DataError(f"The DatasetDict has no 'train' split ({list(dataset)}): pass the split to distil.")
+                dataset = dataset["train"]
+            data = dataset_to_tensors(dataset, resolution=resolution, channels=self.vae.config.in_channels,
+                                      image_column=image_column, label_column=label_column)
+        if data.images.shape[-1] != resolution or data.images.shape[-2] != resolution:
+            raise DataError(f"Images are {tuple(data.images.shape[-2:])}, not {resolution}x{resolution}: "
+                            "preprocess them with dataset_to_tensors(dataset, resolution=...).")
+        if data.images.shape[1] != self.vae.config.in_channels:
+            raise DataError(f"Images have {data.images.shape[1]} channels but the autoencoder takes "
+                            f"{self.vae.config.in_channels}: build the tensors with channels={self.vae.config.in_channels}.")
+        counts = torch.bincount(data.labels, minlength=data.num_classes)
+        empty = [data.class_names[c] for c in range(data.num_classes) if counts[c] == 0]
+        if empty:
+            raise DataError(f"Classes {empty} have no training sample: remove them from the label set "
+                            "(dataset.filter / cast_column with fewer ClassLabel names) or add samples.")
+        return data
+
+    @staticmethod
+    def _initial_samples(real: RealPool, per_class: int, init: str, seed: int,
+                         sample_shape: tuple[int, ...]) -> torch.Tensor:
+        chunks = []
+        for class_index in range(real.num_classes):
+            generator = generator_for(seed, "init", class_index)
+            if init == "real":
+                chunks.append(real.draw(class_index, per_class, generator))
+            else:
+                chunks.append(torch.randn((per_class, *sample_shape), generator=generator))
+        return torch.cat(chunks)
+
+    def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors,
+                    per_class: int, sample_shape, dataset: DatasetLike) -> dict[str, Any]:
+        source = {"num_samples": len(data.labels), "num_classes": data.num_classes,
+                  "image_shape": list(data.images.shape[1:])}
+        if isinstance(dataset, (Dataset, DatasetDict)):
+            split = dataset["train"] if isinstance(dataset, DatasetDict) else dataset
+            source.update(fingerprint=split._fingerprint, name=split.info.dataset_name,
+                          config_name=split.info.config_name,
+                          version=str(split.info.version) if split.info.version else None)
+        return {
+            "distillation": {**config.to_dict(), "method_name": config.method_name,
+                             "samples_per_class": per_class, "sample_shape": list(sample_shape)},
+            "source_dataset": source,
+            "models": {"pipeline": self.config.get("_name_or_path"),
+                       "vae": getattr(self.vae.config, "_name_or_path", None)},
+        }
+
+    # ------------------------------------------------------------------------------------------
+    # main entry point
+    # ------------------------------------------------------------------------------------------
+
+    def __call__(self, dataset: DatasetLike, config: Optional[DistillationConfig] = None, *,
+                 image_column: Optional[str] = None, label_column: Optional[str] = None,
+                 cache_dir: Optional[Union[str, Path]] = None, checkpoint_dir: Optional[Union[str, Path]] = None,
+                 resume: bool = False, return_dict: bool = True, **config_overrides: Any):
+        """Distils ``dataset``.
+
+        Args:
+            dataset: the training data: a ``datasets.Dataset``, a ``DatasetDict`` (its ``train``
+                split is used) or preprocessed :class:`~latent_distill.data.ImageClassificationTensors`.
+            config: the run configuration; keyword arguments override its fields.
+            image_column: name of the image column (detected when ``None``).
+            label_column: name of the label column (detected when ``None``).
+            cache_dir: folder of the latent cache (encodings are reused across runs).
+            checkpoint_dir: folder of the resumable state (saved every ``config.checkpoint_every``).
+            resume: continue from the state in ``checkpoint_dir`` when present.
+            return_dict: return a :class:`LatentDistillationOutput` (else a tuple).
+
+        Returns:
+            :class:`LatentDistillationOutput` with the synthetic latents, decoded images, labels and
+            the full run record.
+
+        Examples:
+            ```py
+            >>> from latent_distill import LatentDistillationPipeline, load_fashion_mnist
+            >>> pipe = LatentDistillationPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)
+            >>> out = pipe(load_fashion_mnist()["train"], method="dm", ipc=10, iterations=1000)
+            >>> out.images.shape
+            torch.Size([400, 1, 28, 28])
+            ```
+        """
+        started = time.time()
+        config = (config or DistillationConfig()).replace(**config_overrides)
+        state = PartialState()
+        representation_cls = get_representation(config.representation)
+        objective_cls = get_objective(config.method)
+        resolution = config.resolution or int(self.vae.config.sample_size)
+        codec = LatentCodec(self.vae, resolution, config.resample, config.encode_batch_size)
+        self.vae.to(state.device).requires_grad_(False).eval()
+
+        data = self._training_split(dataset, resolution, image_column, label_column)
+        sample_shape = representation_cls.sample_shape(tuple(data.images.shape[1:]), codec)
+        smallest = int(torch.bincount(data.labels, minlength=data.num_classes).min())
+        per_class = samples_per_class_for_budget(config.ipc, config.budget, tuple(data.images.shape[1:]),
+                                                 sample_shape, smallest, config.samples_per_class)
+        real = representation_cls.real_pool(
+            data, codec, LatentCache(cache_dir),
+            progress=lambda it: self.progress_bar(it) if len(it) > 1 else it,
+        )
+        synthetic = representation_cls(
+            self._initial_samples(real, per_class, config.init, config.seed, sample_shape), data.num_classes
+        )
+        learning_rate = config.learning_rate * (per_class if config.scale_learning_rate else 1)
+        optimizer = torch.optim.SGD(synthetic.parameters(), lr=learning_rate, momentum=config.momentum)
+        objective = objective_cls(config, sample_shape, data.num_classes, build_augmentation(config.augmentation))
+        record = self._run_record(config, data, per_class, sample_shape, dataset)
+
+        step, losses = 0, []
+        checkpoint = Path(checkpoint_dir) / "state.pt" if checkpoint_dir is not None else None
+        if resume and checkpoint is not None and checkpoint.exists():
+            saved = load_state(checkpoint)
+            if saved["config"] != config.to_dict():
+                raise ValueError(f"The checkpoint in {checkpoint_dir} was written with another configuration: "
+                                 "resume with the same arguments, or use a new checkpoint_dir.")
+            synthetic.load_state_dict(saved["synthetic"])
+            optimizer.load_state_dict(saved["optimizer"])
+            step, losses = saved["step"], saved["losses"]
+
+        classes = list(range(data.num_classes))
+        progress = self.progress_bar(total=config.iterations)
+        progress.update(step)
+        while step < config.iterations:
+            loss = objective.iteration(synthetic, real, optimizer, step, classes)
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"The {config.method_name} loss became {loss} at iteration {step}: lower learning_rate "
+                    f"(now {config.learning_rate}) and resume from the last checkpoint in {checkpoint_dir}."
+                )
+            losses.append(loss)
+            step += 1
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.4g}")
+            if checkpoint is not None and config.checkpoint_every and step % config.checkpoint_every == 0 \
+                    and state.is_main_process:
+                save_state(checkpoint, config=config.to_dict(), synthetic=synthetic.state_dict(),
+                           optimizer=optimizer.state_dict(), step=step, losses=losses)
+        progress.close()
+
+        with torch.no_grad():
+            stored = synthetic.export(codec)
+        output = LatentDistillationOutput(
+            images=stored["images"], labels=synthetic.labels, latents=stored.get("latents"),
+            class_names=list(data.class_names), config=record, losses=losses,
+            distill_seconds=time.time() - started,
+        )
+        if not return_dict:
+            return (output.images, output.labels, output.latents)
+        return output

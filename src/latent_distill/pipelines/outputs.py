@@ -1,0 +1,47 @@
+"""Output dataclasses of the pipelines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from diffusers.utils import BaseOutput
+
+
+@dataclass
+class LatentDistillationOutput(BaseOutput):
+    """What a gradient-based distillation returns.
+
+    Args:
+        images: decoded (or learned) synthetic images, ``uint8`` ``(N, C, H, W)``, ordered by class.
+        labels: int64 labels ``(N,)``.
+        latents: the learned latents ``(N, C, h, w)`` for latent methods, else ``None``.
+        class_names: names of the classes, indexed by label.
+        config: the full run configuration (:class:`~latent_distill.config.DistillationConfig` as a
+            dict, plus the source dataset and model records).
+        losses: the loss of every iteration.
+        distill_seconds: wall time of the run (encoding included).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    latents: Optional[torch.Tensor] = None
+    class_names: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    losses: list = field(default_factory=list)
+    distill_seconds: float = 0.0
+
+    def to_distilled_dataset(self, evaluation: Optional[list] = None):
+        """Wraps the output as a :class:`~latent_distill.hub.DistilledDataset` ready to save or push."""
+        from ..hub import DistilledDataset
+
+        return DistilledDataset(
+            method=self.config["distillation"]["method_name"],
+            class_names=list(self.class_names),
+            labels=self.labels,
+            latents=self.latents,
+            images=self.images,
+            config=self.config,
+            evaluation=list(evaluation or []),
+        )

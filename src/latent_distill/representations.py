@@ -1,0 +1,171 @@
+"""How a synthetic set is represented, and how it becomes samples in the space where matching runs.
+
+A representation is an ``nn.Module`` holding the learnable tensors of the synthetic set, ordered by
+class (``samples_per_class`` consecutive rows per class). ``render(c)`` returns the samples of class
+``c`` (with gradients) in the matching space; ``export(codec)`` returns what is stored at the end.
+
+- :class:`LatentCodes` (LatentDD): learnable autoencoder latents; matching runs on latents; the
+  images are decoded once at the end.
+- :class:`Pixels` (DC/DSA/DM/MTT baselines): learnable images; matching runs on pixels.
+
+Each representation also says how the *real* data is brought into its space
+(:meth:`Representation.real_pool`), so an objective never needs to know which one it works on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from .codec import LatentCache, LatentCodec, tensor_fingerprint
+from .data import ImageClassificationTensors, float_to_uint8, uint8_to_float
+
+REPRESENTATIONS: dict[str, type["Representation"]] = {}
+
+
+def register_representation(name: str) -> Callable:
+    """Class decorator adding a representation to the registry under ``name``."""
+
+    def decorator(cls: type["Representation"]) -> type["Representation"]:
+        cls.name = name
+        REPRESENTATIONS[name] = cls
+        return cls
+
+    return decorator
+
+
+def get_representation(name: str) -> type["Representation"]:
+    """Returns the representation class registered under ``name``."""
+    if name not in REPRESENTATIONS:
+        raise KeyError(f"Unknown representation {name!r}; available: {sorted(REPRESENTATIONS)}.")
+    return REPRESENTATIONS[name]
+
+
+@dataclass
+class RealPool:
+    """Real samples of every class in the matching space.
+
+    Args:
+        samples: all samples, ``uint8`` images or float latents.
+        labels: int64 labels.
+        num_classes: number of classes.
+        to_float: conversion applied to drawn batches (``uint8_to_float`` for images).
+    """
+
+    samples: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    to_float: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+
+    def __post_init__(self) -> None:
+        self.by_class = [torch.nonzero(self.labels == c).flatten() for c in range(self.num_classes)]
+
+    def class_size(self, class_index: int) -> int:
+        return len(self.by_class[class_index])
+
+    def draw(self, class_index: int, count: int, generator: torch.Generator,
+             replace: bool = False) -> torch.Tensor:
+        """Returns ``count`` random samples of a class as float32 (fewer when the class is smaller)."""
+        pool = self.by_class[class_index]
+        if replace:
+            picks = pool[torch.randint(len(pool), (count,), generator=generator)]
+        else:
+            picks = pool[torch.randperm(len(pool), generator=generator)[:count]]
+        batch = self.samples[picks]
+        return self.to_float(batch) if self.to_float is not None else batch.float()
+
+
+class Representation(nn.Module):
+    """Base class: learnable samples stored class by class.
+
+    Args:
+        initial: initial samples ``(num_classes * samples_per_class, ...)``, ordered by class.
+        num_classes: number of classes.
+    """
+
+    name: str = "base"
+    space: str = "pixel"
+
+    def __init__(self, initial: torch.Tensor, num_classes: int) -> None:
+        super().__init__()
+        if len(initial) % num_classes != 0:
+            raise ValueError(f"{len(initial)} initial samples cannot be split evenly over {num_classes} classes.")
+        self.num_classes = num_classes
+        self.samples_per_class = len(initial) // num_classes
+        self.samples = nn.Parameter(initial.detach().clone().float())
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.arange(self.num_classes).repeat_interleave(self.samples_per_class)
+
+    def render(self, class_index: int) -> torch.Tensor:
+        """The samples of one class in the matching space (differentiable)."""
+        start = class_index * self.samples_per_class
+        return self.samples[start: start + self.samples_per_class]
+
+    def render_all(self) -> torch.Tensor:
+        return self.samples
+
+    @classmethod
+    def sample_shape(cls, image_shape: tuple[int, ...], codec: Optional[LatentCodec]) -> tuple[int, ...]:
+        """Shape of one synthetic sample."""
+        raise NotImplementedError
+
+    @classmethod
+    def real_pool(cls, data: ImageClassificationTensors, codec: Optional[LatentCodec],
+                  cache: LatentCache, progress: Optional[Callable] = None) -> RealPool:
+        """Brings the real training data into the matching space."""
+        raise NotImplementedError
+
+    def export(self, codec: Optional[LatentCodec]) -> dict[str, torch.Tensor]:
+        """What a distilled dataset stores: ``images`` (uint8) and, for latent methods, ``latents``."""
+        raise NotImplementedError
+
+
+@register_representation("pixel")
+class Pixels(Representation):
+    """Learnable images in [-1, 1]: the classic pixel-space baselines."""
+
+    space = "pixel"
+
+    @classmethod
+    def sample_shape(cls, image_shape, codec):
+        return tuple(image_shape)
+
+    @classmethod
+    def real_pool(cls, data, codec, cache, progress=None):
+        return RealPool(data.images, data.labels, data.num_classes, to_float=uint8_to_float)
+
+    def export(self, codec):
+        return {"images": float_to_uint8(self.samples.detach().clamp(-1, 1))}
+
+
+@register_representation("latent")
+class LatentCodes(Representation):
+    """Learnable autoencoder latents (LatentDD); decoded to images once, at the end."""
+
+    space = "latent"
+
+    @classmethod
+    def sample_shape(cls, image_shape, codec):
+        if codec is None:
+            raise ValueError("The latent representation needs an autoencoder: load the pipeline with a vae.")
+        return codec.latent_shape
+
+    @classmethod
+    def real_pool(cls, data, codec, cache, progress=None):
+        fingerprint = tensor_fingerprint(data.images, data.labels)
+        cached = cache.load(codec, fingerprint)
+        if cached is None:
+            latents = codec.encode(data.images, to_float=uint8_to_float, progress=progress)
+            cache.store(codec, fingerprint, latents, data.labels)
+        else:
+            latents = cached[0]
+        return RealPool(latents, data.labels, data.num_classes)
+
+    def export(self, codec):
+        latents = self.samples.detach().clone()
+        return {"latents": latents, "images": float_to_uint8(codec.decode(latents))}

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny random models and a 20-image synthetic dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, Features, Image
+from diffusers import AutoencoderKL
+from PIL import Image as PILImage
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def make_tiny_vae(seed: int = 0) -> AutoencoderKL:
+    """A random ``AutoencoderKL`` of the default design, scaled down: 28x28 grey -> 4x7x7 latents."""
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(8, 8, 16), layers_per_block=1,
+        latent_channels=4, norm_num_groups=4, sample_size=28,
+    )
+
+
+def make_image_dataset(num_per_class: int = 10, num_classes: int = 2, size: int = 28, seed: int = 0,
+                       mode: str = "L") -> Dataset:
+    """A toy image-classification dataset: class c is a bright square at a class-specific place."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label in range(num_classes):
+        for _ in range(num_per_class):
+            array = rng.integers(0, 60, size=(size, size), dtype=np.uint8)
+            offset = 3 + 12 * label
+            array[offset: offset + 9, offset: offset + 9] = 230
+            image = PILImage.fromarray(array, mode="L")
+            images.append(image.convert(mode) if mode != "L" else image)
+            labels.append(label)
+    features = Features({"image": Image(), "label": ClassLabel(names=[f"class_{c}" for c in range(num_classes)])})
+    return Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+
+@pytest.fixture
+def tiny_vae() -> AutoencoderKL:
+    return make_tiny_vae()
+
+
+@pytest.fixture
+def toy_dataset() -> Dataset:
+    return make_image_dataset()

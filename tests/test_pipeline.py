@@ -1,0 +1,117 @@
+"""LatentDistillationPipeline end to end on a tiny random autoencoder and a 20-image dataset."""
+
+import pytest
+import torch
+from datasets import DatasetDict
+
+from latent_distill import LatentDistillationPipeline
+from latent_distill.codec import CodecError
+from latent_distill.config import BudgetError
+from latent_distill.data import DataError
+from latent_distill.presets import config_for_method
+
+from conftest import make_image_dataset
+
+
+def tiny_config(**overrides):
+    values = dict(ipc=1, iterations=30, batch_real=10, learning_rate=0.1, checkpoint_every=10,
+                  network_kwargs={"width": 16})
+    values.update(overrides)
+    return config_for_method("latent-dm", **values)
+
+
+@pytest.fixture
+def pipe(tiny_vae):
+    pipeline = LatentDistillationPipeline(vae=tiny_vae)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def test_latent_dm_runs_end_to_end_and_its_loss_falls(pipe, toy_dataset):
+    out = pipe(toy_dataset, tiny_config())
+    # IPC-1 storage budget: a 28x28 grey image holds four 4x7x7 latents.
+    assert out.latents.shape == (8, 4, 7, 7)
+    assert out.images.shape == (8, 1, 28, 28) and out.images.dtype == torch.uint8
+    assert out.labels.tolist() == [0] * 4 + [1] * 4
+    assert out.class_names == ["class_0", "class_1"]
+    assert out.config["distillation"]["samples_per_class"] == 4
+    assert out.config["source_dataset"]["fingerprint"] == toy_dataset._fingerprint
+    first, last = sum(out.losses[:5]) / 5, sum(out.losses[-5:]) / 5
+    assert last < 0.5 * first
+
+
+def test_pixel_dm_shares_the_pipeline(pipe, toy_dataset):
+    config = config_for_method("pixel-dm", ipc=2, iterations=3, batch_real=10, network_kwargs={"width": 16})
+    out = pipe(DatasetDict({"train": toy_dataset}), config)
+    assert out.latents is None and out.images.shape == (4, 1, 28, 28)
+
+
+def test_same_seed_same_result(pipe, toy_dataset):
+    first = pipe(toy_dataset, tiny_config(iterations=3))
+    second = pipe(toy_dataset, tiny_config(iterations=3))
+    assert torch.equal(first.latents, second.latents)
+
+
+def test_resume_equals_uninterrupted_run(pipe, toy_dataset, tmp_path):
+    full = pipe(toy_dataset, tiny_config(iterations=20))
+    pipe(toy_dataset, tiny_config(iterations=10), checkpoint_dir=tmp_path)
+    # Same config except the iteration count would be rejected; write the state of a 20-step run.
+    state = torch.load(tmp_path / "state.pt", weights_only=False)
+    state["config"]["iterations"] = 20
+    torch.save(state, tmp_path / "state.pt")
+    resumed = pipe(toy_dataset, tiny_config(iterations=20), checkpoint_dir=tmp_path, resume=True)
+    torch.testing.assert_close(resumed.latents, full.latents)
+    assert len(resumed.losses) == 20
+
+
+def test_latent_cache_is_reused(pipe, toy_dataset, tmp_path):
+    pipe(toy_dataset, tiny_config(iterations=1), cache_dir=tmp_path)
+    entries = list(tmp_path.iterdir())
+    assert len(entries) == 1 and (entries[0] / "latents.safetensors").exists()
+    pipe(toy_dataset, tiny_config(iterations=1), cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == entries
+
+
+def test_save_and_load_pretrained_round_trip(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    loaded = LatentDistillationPipeline.from_pretrained(tmp_path)
+    assert loaded.transformer is None and loaded.scheduler is None
+    for (name, a), (_, b) in zip(pipe.vae.state_dict().items(), loaded.vae.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_model_folder_without_vae_is_a_clear_error(tmp_path):
+    (tmp_path / "model_index.json").write_text('{"_class_name": "LatentDistillationPipeline"}')
+    with pytest.raises(Exception, match="vae"):
+        LatentDistillationPipeline.from_pretrained(tmp_path)
+
+
+def test_budget_errors_name_the_fix(pipe, toy_dataset):
+    with pytest.raises(BudgetError, match="smallest class has only 10"):
+        pipe(toy_dataset, tiny_config(ipc=3))
+
+
+def test_unencodable_image_size_is_a_clear_error(pipe, toy_dataset):
+    with pytest.raises(CodecError, match="cannot encode"):
+        pipe(toy_dataset, tiny_config(resolution=30))
+
+
+def test_empty_class_is_a_clear_error(pipe):
+    dataset = make_image_dataset(num_per_class=5, num_classes=3)
+    dataset = dataset.filter(lambda row: row["label"] != 1)
+    with pytest.raises(DataError, match="class_1"):
+        pipe(dataset, tiny_config())
+
+
+def test_string_labels_are_a_clear_error(pipe, toy_dataset):
+    from datasets import Value
+
+    with pytest.raises(DataError, match="class_encode_column"):
+        pipe(toy_dataset.cast_column("label", Value("string")), tiny_config())
+
+
+def test_nan_loss_stops_with_advice(pipe, toy_dataset):
+    from latent_distill.pipelines.latent_distillation import NonFiniteLossError
+
+    with pytest.raises(NonFiniteLossError, match="lower learning_rate"):
+        pipe(toy_dataset, tiny_config(learning_rate=float("inf"), iterations=5))
