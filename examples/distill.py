@@ -22,6 +22,7 @@ from accelerate import PartialState
 
 from latent_distill import (
     DEFAULT_PIPELINE_PATH,
+    FASHION_MNIST_HUB_ID,
     HardLabelProtocol,
     LatentDistillationPipeline,
     config_for_method,
@@ -94,9 +95,10 @@ def main() -> None:
     train = dataset_to_tensors(splits["train"], resolution, pipe.vae.config.in_channels,
                                args.image_column, args.label_column)
     output = pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume)
-    output.config["source_dataset"].update(name=args.dataset, fingerprint=splits["train"]._fingerprint)
+    dataset_id = FASHION_MNIST_HUB_ID if args.dataset == "fashion-mnist" else args.dataset
+    output.config["source_dataset"].update(id=dataset_id, fingerprint=splits["train"]._fingerprint)
     summary = {"method": args.method, "ipc": args.ipc, "budget": args.budget,
-               "samples_per_class": output.config["distillation"]["samples_per_class"],
+               "samples_per_class": output.config["samples_per_class"],
                "distill_seconds": round(output.distill_seconds, 1)}
 
     evaluation = []
@@ -111,8 +113,8 @@ def main() -> None:
         reference = evaluate_synthetic(subset_images, subset_labels, test, protocol,
                                        runs=args.eval_runs, seed=args.seed)
         evaluation = [
-            {"method": args.method, "samples_per_class": summary["samples_per_class"], **distilled.to_dict()},
-            {"method": "random-subset (same storage)", "samples_per_class": args.ipc, **reference.to_dict()},
+            distilled.to_row(method=args.method, samples_per_class=summary["samples_per_class"]),
+            reference.to_row(reference="random subset, same storage", samples_per_class=args.ipc),
         ]
         summary.update(accuracy=f"{distilled.acc_mean:.2f} ± {distilled.acc_std:.2f}",
                        random_subset_same_storage=f"{reference.acc_mean:.2f} ± {reference.acc_std:.2f}",

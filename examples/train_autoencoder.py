@@ -3,7 +3,9 @@
 Resumable: the full state is checkpointed every ``--checkpoint_every`` steps into
 ``--checkpoint_dir`` and a new run with the same arguments continues from it. At the end the latent
 scaling factor (1 / std of the latents, as for Stable Diffusion) is measured and written into the
-model config, and the model is saved in diffusers format to ``--output_dir``.
+model config, and the model is saved in diffusers format as the ``vae`` of the pipeline folder
+``--pipeline_dir`` (with ``model_index.json`` and ``autoencoder_training.json``, the training record
+that the model card quotes).
 
     accelerate launch examples/train_autoencoder.py --max_steps 6000
 """
@@ -24,13 +26,14 @@ from tqdm.auto import tqdm
 from latent_distill.checkpointing import atomic_directory, atomic_write_json, load_state, save_state
 from latent_distill.data import dataset_to_tensors, fashion_mnist_tensors, uint8_to_float
 from latent_distill.default_models import DEFAULT_PIPELINE_PATH, build_fashion_mnist_autoencoder
+from latent_distill.pipelines import LatentDistillationPipeline
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion-mnist",
                         help="'fashion-mnist' (offline default) or a datasets id / local folder")
-    parser.add_argument("--output_dir", default=str(DEFAULT_PIPELINE_PATH / "vae"))
+    parser.add_argument("--pipeline_dir", default=str(DEFAULT_PIPELINE_PATH))
     parser.add_argument("--checkpoint_dir", default="runs/autoencoder")
     parser.add_argument("--max_steps", type=int, default=6000)
     parser.add_argument("--batch_size", type=int, default=128)
@@ -86,7 +89,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed * 1000 + step)
     progress = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_main_process, desc="autoencoder")
     started = time.time() - seconds
-    running = None
+    running = state.get("psnr_ema") if state is not None else None
     while step < args.max_steps:
         index = torch.randint(0, len(images), (args.batch_size,), generator=generator)
         batch = uint8_to_float(images[index]).to(accelerator.device)
@@ -108,19 +111,22 @@ def main() -> None:
         progress.set_postfix(psnr=f"{running:.2f}", lr=f"{learning_rate_at(step, args):.2e}")
         if step % args.checkpoint_every == 0 and accelerator.is_main_process:
             save_state(checkpoint, model=accelerator.unwrap_model(vae).state_dict(),
-                       optimizer=optimizer.state_dict(), step=step, seconds=time.time() - started)
+                       optimizer=optimizer.state_dict(), step=step, seconds=time.time() - started,
+                       psnr_ema=running)
     progress.close()
     if accelerator.is_main_process:
         model = accelerator.unwrap_model(vae).eval()
         model.register_to_config(scaling_factor=measure_scaling_factor(model, images))
-        with atomic_directory(args.output_dir) as staging:
+        pipeline_dir = Path(args.pipeline_dir)
+        with atomic_directory(pipeline_dir / "vae") as staging:
             model.save_pretrained(staging)
-        atomic_write_json(
-            {"dataset": args.dataset, "args": vars(args), "steps": step,
-             "train_seconds": round(time.time() - started, 1), "final_train_psnr_ema": running},
-            Path(args.checkpoint_dir) / "training_summary.json",
-        )
-        print(json.dumps({"saved": args.output_dir, "train_seconds": round(time.time() - started, 1)}))
+        if not (pipeline_dir / "model_index.json").exists():
+            LatentDistillationPipeline(vae=model).save_config(pipeline_dir)
+        summary = {"dataset": args.dataset, "args": {k: v for k, v in vars(args).items() if "dir" not in k},
+                   "steps": step, "train_seconds": round(time.time() - started, 1),
+                   "final_train_psnr_ema": running, "parameters": sum(p.numel() for p in model.parameters())}
+        atomic_write_json(summary, pipeline_dir / "autoencoder_training.json")
+        print(json.dumps({"saved": str(pipeline_dir), **summary}))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def test_latent_dm_runs_end_to_end_and_its_loss_falls(pipe, toy_dataset):
     assert out.images.shape == (8, 1, 28, 28) and out.images.dtype == torch.uint8
     assert out.labels.tolist() == [0] * 4 + [1] * 4
     assert out.class_names == ["class_0", "class_1"]
-    assert out.config["distillation"]["samples_per_class"] == 4
+    assert out.config["samples_per_class"] == 4 and out.config["latents_per_class"] == 4
     assert out.config["source_dataset"]["fingerprint"] == toy_dataset._fingerprint
     first, last = sum(out.losses[:5]) / 5, sum(out.losses[-5:]) / 5
     assert last < 0.5 * first
@@ -115,3 +115,24 @@ def test_nan_loss_stops_with_advice(pipe, toy_dataset):
 
     with pytest.raises(NonFiniteLossError, match="lower learning_rate"):
         pipe(toy_dataset, tiny_config(learning_rate=float("inf"), iterations=5))
+
+
+def test_output_saves_reloads_and_decodes_with_the_recorded_autoencoder(pipe, toy_dataset, tmp_path):
+    import datasets
+    import numpy as np
+
+    from latent_distill import DistilledDataset
+
+    pipe.save_pretrained(tmp_path / "pipeline")
+    loaded_pipe = LatentDistillationPipeline.from_pretrained(tmp_path / "pipeline")
+    loaded_pipe.set_progress_bar_config(disable=True)
+    out = loaded_pipe(toy_dataset, tiny_config(iterations=2))
+    out.to_distilled_dataset().save_pretrained(tmp_path / "set")
+
+    rows = datasets.load_dataset(str(tmp_path / "set"), "latents", split="train")
+    assert np.array_equal(np.asarray(rows["latent"], dtype=np.float32), out.latents.numpy())
+    assert rows.features["label"].names == ["class_0", "class_1"]
+
+    restored = DistilledDataset.from_pretrained(tmp_path / "set")
+    assert restored.config["models"]["vae"]["subfolder"] == "vae"
+    assert torch.equal(restored.decode(), out.images)

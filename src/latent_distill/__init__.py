@@ -3,6 +3,7 @@
 from .codec import LatentCache, LatentCodec
 from .config import BudgetError, DistillationConfig, samples_per_class_for_budget
 from .data import (
+    FASHION_MNIST_HUB_ID,
     DataError,
     ImageClassificationTensors,
     dataset_to_tensors,
@@ -12,6 +13,15 @@ from .data import (
     uint8_to_float,
 )
 from .default_models import DEFAULT_PIPELINE_PATH
+from .evaluation import (
+    EvaluationResult,
+    HardLabelProtocol,
+    SoftLabelProtocol,
+    evaluate_synthetic,
+    random_subset,
+    random_subset_reference,
+)
+from .hub import DistilledDataset
 from .networks import get_network, list_networks, register_network
 from .objectives import get_objective, register_objective
 from .pipelines import LatentDistillationOutput, LatentDistillationPipeline

@@ -37,3 +37,25 @@ def fashion_mnist_autoencoder_config() -> dict:
 def build_fashion_mnist_autoencoder() -> AutoencoderKL:
     """Builds a freshly initialised default autoencoder."""
     return AutoencoderKL(**fashion_mnist_autoencoder_config())
+
+
+BUILTIN_PREFIX = "latent_distill://"
+
+
+def model_reference(path_or_repo_id: str | None) -> str | None:
+    """How a model is recorded in a distilled dataset: Hub ids and outside paths as given, models
+    shipped inside this package as ``latent_distill://<path inside the package>`` (machine-free)."""
+    if path_or_repo_id is None:
+        return None
+    path = Path(str(path_or_repo_id))
+    package = Path(__file__).parent.resolve()
+    if path.exists() and path.resolve().is_relative_to(package):
+        return BUILTIN_PREFIX + path.resolve().relative_to(package).as_posix()
+    return str(path_or_repo_id)
+
+
+def resolve_model_reference(reference: str) -> str:
+    """Inverse of :func:`model_reference`: a loadable path or Hub id."""
+    if reference.startswith(BUILTIN_PREFIX):
+        return str(Path(__file__).parent / reference[len(BUILTIN_PREFIX):])
+    return reference

@@ -353,6 +353,23 @@ class EvaluationResult:
         """Rebuilds a result from :meth:`to_dict` output."""
         return cls(**values)
 
+    def to_row(self, **labels: Any) -> dict:
+        """A compact table row (``arch``, ``protocol`` kind, ``acc_mean``, ``acc_std``, ``runs``,
+        ``seconds``) plus ``labels`` such as ``method=`` or ``reference=`` and ``samples_per_class=``,
+        as the dataset card and the benchmark tables show it."""
+        arch = self.protocol.get("arch", "?")
+        depth = self.protocol.get("arch_kwargs", {}).get("depth")
+        return {
+            **labels,
+            "arch": f"{arch}-{depth}" if depth else arch,
+            "protocol": self.protocol.get("protocol", "hard"),
+            "eval_epochs": self.protocol.get("epochs"),
+            "acc_mean": round(self.acc_mean, 2),
+            "acc_std": round(self.acc_std, 2),
+            "runs": len(self.accuracies),
+            "seconds": round(self.seconds, 1),
+        }
+
     def __str__(self) -> str:
         return f"{self.acc_mean:.2f} ± {self.acc_std:.2f} % ({len(self.accuracies)} runs, {self.seconds:.1f} s)"
 

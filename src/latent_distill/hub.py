@@ -428,6 +428,37 @@ class DistilledDataset:
         present = {"latents": self.latents, "images": self.images, "gaussians": self.gaussians}
         return [name for name in CONFIG_ORDER if present[name] is not None]
 
+    def decode(self, vae=None, batch_size: int = 256) -> torch.Tensor:
+        """Decodes the stored latents to images with ``vae`` or the autoencoder the run recorded.
+
+        Args:
+            vae: a diffusers ``AutoencoderKL``; ``None`` loads ``config["models"]["vae"]``.
+            batch_size: latents per decoder pass.
+
+        Returns:
+            ``uint8`` images ``(N, C, H, W)`` at the source resolution.
+
+        Raises:
+            DistilledDatasetError: when the set holds no latents or records no autoencoder.
+        """
+        from diffusers import AutoencoderKL
+
+        from .codec import LatentCodec
+        from .default_models import resolve_model_reference
+
+        if self.latents is None:
+            raise DistilledDatasetError(f"This {self.method} set stores no latents to decode; use its images.")
+        if vae is None:
+            record = (self.config.get("models") or {}).get("vae") or {}
+            if not record.get("path"):
+                raise DistilledDatasetError("The set records no autoencoder: pass vae=AutoencoderKL.from_pretrained(...).")
+            vae = AutoencoderKL.from_pretrained(resolve_model_reference(record["path"]),
+                                                subfolder=record.get("subfolder"), revision=record.get("revision"))
+        resolution = int(self.source_image_shape[-1]) if self.source_image_shape else int(vae.config.sample_size)
+        resample = int((self.config.get("distillation") or {}).get("resample", 1))
+        codec = LatentCodec(vae.eval(), resolution, resample, batch_size)
+        return float_to_uint8(codec.decode(self.latents))
+
     def to_dataset_dict(self) -> dict[str, datasets.Dataset]:
         """Builds one ``datasets.Dataset`` per config.
 

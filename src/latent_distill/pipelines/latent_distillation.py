@@ -21,6 +21,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline
 from ..checkpointing import load_state, save_state
 from ..codec import LatentCache, LatentCodec
 from ..config import DistillationConfig, samples_per_class_for_budget
+from ..default_models import model_reference
 from ..data import DataError, ImageClassificationTensors, dataset_to_tensors
 from ..objectives import build_augmentation, get_objective
 from ..representations import RealPool, get_representation
@@ -128,22 +129,34 @@ class LatentDistillationPipeline(DiffusionPipeline):
                 chunks.append(torch.randn((per_class, *sample_shape), generator=generator))
         return torch.cat(chunks)
 
+    def _vae_reference(self) -> dict[str, Any]:
+        """Where the autoencoder came from, so a distilled set can be decoded again."""
+        if self.config.get("_name_or_path"):
+            return {"path": model_reference(self.config["_name_or_path"]), "subfolder": "vae", "revision": None}
+        return {"path": model_reference(getattr(self.vae.config, "_name_or_path", None)), "subfolder": None,
+                "revision": None}
+
     def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors,
                     per_class: int, sample_shape, dataset: DatasetLike) -> dict[str, Any]:
-        source = {"num_samples": len(data.labels), "num_classes": data.num_classes,
-                  "image_shape": list(data.images.shape[1:])}
+        source = {"id": None, "num_samples": len(data.labels), "num_classes": data.num_classes}
         if isinstance(dataset, (Dataset, DatasetDict)):
             split = dataset["train"] if isinstance(dataset, DatasetDict) else dataset
-            source.update(fingerprint=split._fingerprint, name=split.info.dataset_name,
+            source.update(id=split.info.dataset_name, fingerprint=split._fingerprint,
                           config_name=split.info.config_name,
                           version=str(split.info.version) if split.info.version else None)
-        return {
-            "distillation": {**config.to_dict(), "method_name": config.method_name,
-                             "samples_per_class": per_class, "sample_shape": list(sample_shape)},
+        record = {
+            "ipc": config.ipc,
+            "budget": config.budget,
+            "samples_per_class": per_class,
+            "image_shape": list(data.images.shape[1:]),
+            "sample_shape": list(sample_shape),
+            "distillation": {**config.to_dict(), "method_name": config.method_name},
             "source_dataset": source,
-            "models": {"pipeline": self.config.get("_name_or_path"),
-                       "vae": getattr(self.vae.config, "_name_or_path", None)},
+            "models": {"vae": self._vae_reference()},
         }
+        if config.representation == "latent":
+            record["latents_per_class"] = per_class
+        return record
 
     # ------------------------------------------------------------------------------------------
     # main entry point

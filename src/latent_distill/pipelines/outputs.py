@@ -18,8 +18,9 @@ class LatentDistillationOutput(BaseOutput):
         labels: int64 labels ``(N,)``.
         latents: the learned latents ``(N, C, h, w)`` for latent methods, else ``None``.
         class_names: names of the classes, indexed by label.
-        config: the full run configuration (:class:`~latent_distill.config.DistillationConfig` as a
-            dict, plus the source dataset and model records).
+        config: the run record: ``ipc``, ``budget``, ``samples_per_class``, ``image_shape``, the full
+            :class:`~latent_distill.config.DistillationConfig` under ``distillation``, and the
+            ``source_dataset`` and ``models`` records.
         losses: the loss of every iteration.
         distill_seconds: wall time of the run (encoding included).
     """

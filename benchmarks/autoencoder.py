@@ -1,0 +1,149 @@
+"""Quality of the shipped autoencoder on the Fashion-MNIST test set; writes its model card.
+
+Measures reconstruction PSNR (posterior mean, decoded, on the [0, 1] scale) and the accuracy that a
+ConvNet-3 trained on the real training images gets on the original test images versus their
+reconstructions. Writes ``benchmarks/results/autoencoder.json`` / ``.md`` and renders
+``model_cards/fashion-mnist-autoencoder.md`` (also copied next to the weights as ``README.md``).
+
+    python benchmarks/autoencoder.py [--classifier_epochs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from results_io import ROOT, markdown_table, peak_rss_mb, upsert_record, write_markdown
+
+from latent_distill.checkpointing import atomic_write_text
+from latent_distill.codec import LatentCodec
+from latent_distill.data import fashion_mnist_tensors, uint8_to_float
+from latent_distill.default_models import DEFAULT_PIPELINE_PATH
+from latent_distill.evaluation import HardLabelProtocol, accuracy, train_teacher
+from diffusers import AutoencoderKL
+
+CARD = ROOT / "model_cards" / "fashion-mnist-autoencoder.md"
+
+
+def psnr_figures(original: torch.Tensor, reconstruction: torch.Tensor) -> tuple[float, float]:
+    """Mean per-image PSNR and dataset-level PSNR, on the [0, 1] scale."""
+    mse = ((original - reconstruction) / 2).pow(2).flatten(1).mean(dim=1)
+    per_image = (10 * torch.log10(1.0 / mse.clamp_min(1e-12))).mean()
+    return float(per_image), float(10 * math.log10(1.0 / float(mse.mean())))
+
+
+def render_card(record: dict, summary: dict) -> str:
+    args = summary.get("args", {})
+    command = (f"accelerate launch examples/train_autoencoder.py --max_steps {args.get('max_steps')} "
+               f"--batch_size {args.get('batch_size')} --learning_rate {args.get('learning_rate')} "
+               f"--kl_weight {args.get('kl_weight')} --mixed_precision {args.get('mixed_precision')}")
+    table = markdown_table([record], [
+        ("test PSNR (mean per image, dB)", "psnr_mean_db"), ("test PSNR (dataset, dB)", "psnr_dataset_db"),
+        ("ConvNet-3 acc. on originals (%)", "acc_original"), ("acc. on reconstructions (%)", "acc_reconstructed"),
+        ("accuracy lost (points)", "acc_drop"),
+    ])
+    return f"""---
+library_name: diffusers
+license: apache-2.0
+tags:
+- autoencoder
+- latent-distill
+- fashion-mnist
+datasets:
+- zalando-datasets/fashion_mnist
+---
+
+# Fashion-MNIST AutoencoderKL (latent-distill default)
+
+A small `diffusers.AutoencoderKL` (SD-VAE design scaled down: 3 resolution levels with
+block channels (32, 64, 128), 2 ResNet blocks each, attention mid-block, 4 latent channels) for 28x28
+grey images. It maps an image to a **4x7x7 latent** (196 values for 784 pixels), so one image's
+storage holds four latents: the latent space of latent-distill's offline default.
+
+- parameters: {record['parameters']:,}
+- latent scaling factor (1 / std of the latents, in `config.json`): {record['scaling_factor']:.4f}
+- trained on: the 60,000 Fashion-MNIST training images (Debian `dataset-fashion-mnist` idx files)
+
+## Training
+
+```bash
+{command}
+```
+
+{summary.get('steps')} steps of batch {args.get('batch_size')} (about {summary.get('steps', 0) * args.get('batch_size', 0) / 60000:.1f} epochs), AdamW,
+linear warm-up then cosine decay, MSE reconstruction loss plus a KL term of weight {args.get('kl_weight')},
+bf16 autocast, on 2 CPU cores: {summary.get('train_seconds', 0) / 60:.0f} minutes of wall time.
+
+## Quality on the test set (10,000 images)
+
+Measured by `python benchmarks/autoencoder.py` (reconstruction from the posterior mean; the classifier
+is a ConvNet-3, width 128, instance norm, trained {record['classifier_epochs']} epochs on the real training images):
+
+{table}
+## Use
+
+```python
+from diffusers import AutoencoderKL
+from latent_distill import DEFAULT_PIPELINE_PATH, LatentDistillationPipeline
+
+vae = AutoencoderKL.from_pretrained(DEFAULT_PIPELINE_PATH / "vae")
+pipe = LatentDistillationPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)
+```
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vae", default=str(DEFAULT_PIPELINE_PATH / "vae"))
+    parser.add_argument("--classifier_epochs", type=int, default=5)
+    parser.add_argument("--cache_dir", default=str(ROOT / "runs" / "teachers"))
+    args = parser.parse_args()
+
+    started = time.time()
+    vae = AutoencoderKL.from_pretrained(args.vae).eval()
+    codec = LatentCodec(vae, resolution=28)
+    test = fashion_mnist_tensors("test")
+    originals = uint8_to_float(test.images)
+    reconstructions = codec.decode(codec.encode(test.images, to_float=uint8_to_float))
+    # Round to 8 bits as a stored image would be.
+    reconstructions = uint8_to_float(reconstructions.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8))
+    psnr_mean, psnr_dataset = psnr_figures(originals, reconstructions)
+
+    train = fashion_mnist_tensors("train")
+    protocol = HardLabelProtocol(augmentation="none", bf16=True)
+    classifier = train_teacher(train, arch="convnet", epochs=args.classifier_epochs, seed=0,
+                               cache_dir=args.cache_dir, arch_kwargs={"norm": "instancenorm"}, protocol=protocol)
+    acc_original = accuracy(classifier, originals, test.labels)
+    acc_reconstructed = accuracy(classifier, reconstructions, test.labels)
+
+    record = {
+        "benchmark": "autoencoder", "dataset": "fashion-mnist", "model": str(Path(args.vae).relative_to(ROOT / "src")
+                                                                                 if Path(args.vae).is_relative_to(ROOT / "src") else args.vae),
+        "parameters": sum(p.numel() for p in vae.parameters()), "latent_shape": list(codec.latent_shape),
+        "scaling_factor": codec.scaling_factor, "psnr_mean_db": round(psnr_mean, 2),
+        "psnr_dataset_db": round(psnr_dataset, 2), "classifier": "convnet-3 instancenorm",
+        "classifier_epochs": args.classifier_epochs, "acc_original": round(acc_original, 2),
+        "acc_reconstructed": round(acc_reconstructed, 2), "acc_drop": round(acc_original - acc_reconstructed, 2),
+        "seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb(),
+    }
+    records = upsert_record("autoencoder", record, key=("model",))
+    write_markdown("autoencoder", "# Autoencoder quality (Fashion-MNIST test set)\n\n" + markdown_table(records, [
+        ("model", "model"), ("latent", "latent_shape"), ("PSNR mean (dB)", "psnr_mean_db"),
+        ("PSNR dataset (dB)", "psnr_dataset_db"), ("acc. original", "acc_original"),
+        ("acc. reconstructed", "acc_reconstructed"), ("drop", "acc_drop"), ("commit", "git_commit"),
+    ]))
+    training_record = Path(args.vae).parent / "autoencoder_training.json"
+    summary = json.loads(training_record.read_text()) if training_record.exists() else {}
+    card = render_card(record, summary)
+    atomic_write_text(card, CARD)
+    atomic_write_text(card, Path(args.vae).parent / "README.md")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Benchmark result records: one JSON list per benchmark, a markdown table generated from it, and
+the README / model-card sections refreshed from those tables (numbers are never typed by hand).
+
+Records follow the schema of the project's design notes: ``benchmark``, ``dataset``, ``method``,
+``representation``, ``ipc``, ``budget``, ``samples_per_class``, ``protocol``, ``arch``,
+``eval_epochs``, ``runs``, ``acc_mean``, ``acc_std``, ``distill_seconds``, ``peak_rss_mb``,
+``git_commit``, ``date`` (plus benchmark-specific fields).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "src"))
+
+from latent_distill.checkpointing import atomic_write_json, atomic_write_text  # noqa: E402
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def stamp(record: dict[str, Any]) -> dict[str, Any]:
+    """Adds ``git_commit`` and ``date`` to a record."""
+    return {**record, "git_commit": git_commit(), "date": datetime.date.today().isoformat()}
+
+
+def load_records(benchmark: str) -> list[dict[str, Any]]:
+    path = RESULTS / f"{benchmark}.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def upsert_record(benchmark: str, record: dict[str, Any], key: Sequence[str]) -> list[dict[str, Any]]:
+    """Adds ``record`` to the benchmark's JSON, replacing a record with the same ``key`` fields.
+
+    Written atomically after every cell, so a long benchmark resumes cell by cell.
+    """
+    records = [r for r in load_records(benchmark) if any(r.get(k) != record.get(k) for k in key)]
+    records.append(stamp(record))
+    atomic_write_json(records, RESULTS / f"{benchmark}.json")
+    return records
+
+
+def has_record(benchmark: str, **fields: Any) -> bool:
+    return any(all(r.get(k) == v for k, v in fields.items()) for r in load_records(benchmark))
+
+
+def markdown_table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """Renders rows as a markdown table; ``columns`` are ``(header, key)`` pairs."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(k)) for _, k in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(benchmark: str, text: str) -> Path:
+    path = RESULTS / f"{benchmark}.md"
+    atomic_write_text(text, path)
+    return path
+
+
+def replace_section(path: Path, name: str, text: str) -> None:
+    """Replaces the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``."""
+    content = path.read_text()
+    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+    if not pattern.search(content):
+        raise ValueError(f"{path} has no '<!-- {name}:start -->' / '<!-- {name}:end -->' markers.")
+    atomic_write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), content), path)
