@@ -1,0 +1,194 @@
+"""Quality benchmark: the method x IPC x budget matrix on Fashion-MNIST, with its references.
+
+Every cell trains fresh networks on a (distilled or reference) set with the protocol of its method
+and tests them on the full real test set. Cells are written to ``benchmarks/results/quality.json``
+one at a time, so an interrupted run resumes where it stopped (``--redo`` recomputes). The
+markdown table (``quality.md``) and the README's results section are regenerated from the JSON.
+
+References, measured with exactly the same protocol object as the methods they sit beside:
+``random-subset`` at every number of images per class that a method uses (its same-storage and
+same-count budgets) and ``full-data`` (the whole training set; fewer epochs, recorded).
+
+    python benchmarks/quality.py                 # full matrix (hours on 2 cores)
+    python benchmarks/quality.py --quick         # minutes: smoke check, writes quality-quick.json
+    python benchmarks/quality.py --only references
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from typing import Any, Callable
+
+import torch
+
+from results_io import ROOT, has_record, load_records, markdown_table, peak_rss_mb, replace_section, upsert_record, \
+    write_markdown
+
+from latent_distill import (
+    DEFAULT_PIPELINE_PATH,
+    HardLabelProtocol,
+    LatentDistillationPipeline,
+    config_for_method,
+    evaluate_synthetic,
+    fashion_mnist_tensors,
+    random_subset,
+    uint8_to_float,
+)
+from latent_distill.evaluation import configure_threads, full_data_reference
+
+CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs")
+TABLE_COLUMNS = [
+    ("method", "method"), ("IPC", "ipc"), ("budget", "budget"), ("samples/class", "samples_per_class"),
+    ("protocol", "protocol"), ("arch", "arch"), ("epochs", "eval_epochs"), ("runs", "runs"),
+    ("accuracy", "accuracy"), ("random, same storage", "ref_same_storage"), ("random, same count", "ref_same_count"),
+    ("relative", "relative"), ("distill s", "distill_seconds"), ("eval s", "eval_seconds"),
+]
+
+
+@dataclasses.dataclass
+class Settings:
+    """What one benchmark run measures."""
+
+    benchmark: str
+    ipcs: tuple[int, ...]
+    reference_ipcs: tuple[int, ...]
+    methods: tuple[str, ...]
+    budgets: tuple[str, ...]
+    iterations: int
+    eval_epochs: int
+    full_data_epochs: int
+    runs: int
+    compile: bool
+
+
+FULL = Settings("quality", ipcs=(1, 10), reference_ipcs=(1, 10, 50), methods=("latent-dm",),
+                budgets=("storage", "count"), iterations=1000, eval_epochs=300, full_data_epochs=20, runs=3,
+                compile=True)
+QUICK = Settings("quality-quick", ipcs=(1,), reference_ipcs=(1,), methods=("latent-dm",), budgets=("storage",),
+                 iterations=20, eval_epochs=20, full_data_epochs=1, runs=1, compile=False)
+
+
+def protocol_for(settings: Settings, epochs: int | None = None) -> HardLabelProtocol:
+    return HardLabelProtocol(epochs=epochs or settings.eval_epochs, augmentation="dsa")
+
+
+def evaluate_cell(settings: Settings, images: torch.Tensor, labels: torch.Tensor, test, protocol) -> dict[str, Any]:
+    result = evaluate_synthetic(images, labels, test, protocol, runs=settings.runs, seed=0,
+                                torch_compile=settings.compile)
+    return {"protocol": "hard", "arch": "convnet-3", "eval_epochs": protocol.epochs, "runs": len(result.accuracies),
+            "acc_mean": round(result.acc_mean, 2), "acc_std": round(result.acc_std, 2),
+            "accuracies": [round(a, 2) for a in result.accuracies], "eval_seconds": round(result.seconds, 1)}
+
+
+def run_cell(settings: Settings, fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
+    key_fields = {"method": fields["method"], "ipc": fields["ipc"], "budget": fields["budget"], "protocol": "hard",
+                  "arch": "convnet-3", "eval_epochs": fields.get("eval_epochs", settings.eval_epochs)}
+    if not redo and has_record(settings.benchmark, **key_fields):
+        print(f"skip (done): {key_fields}")
+        return
+    started = time.time()
+    record = {"benchmark": settings.benchmark, "dataset": "fashion-mnist", **fields, **compute()}
+    record["cell_seconds"] = round(time.time() - started, 1)
+    record["peak_rss_mb"] = peak_rss_mb()
+    upsert_record(settings.benchmark, record, CELL_KEY)
+    print(f"{record['method']} ipc {record['ipc']} {record['budget']}: {record['acc_mean']} ± {record['acc_std']}",
+          flush=True)
+
+
+def reference_cells(settings: Settings, train, test, redo: bool) -> None:
+    protocol = protocol_for(settings)
+    for ipc in settings.reference_ipcs:
+        run_cell(settings, {"method": "random-subset", "representation": "pixel", "ipc": ipc, "budget": "count",
+                            "samples_per_class": ipc, "distill_seconds": 0.0},
+                 lambda: evaluate_cell(settings, *random_subset(train, ipc, seed=0), test, protocol), redo)
+    full_protocol = protocol_for(settings, settings.full_data_epochs)
+
+    def full_data() -> dict[str, Any]:
+        result = full_data_reference(train, test, full_protocol, runs=1, cache_dir=ROOT / "runs" / "references",
+                                     torch_compile=settings.compile)
+        return {"protocol": "hard", "arch": "convnet-3", "eval_epochs": full_protocol.epochs, "runs": 1,
+                "acc_mean": round(result.acc_mean, 2), "acc_std": round(result.acc_std, 2),
+                "eval_seconds": round(result.seconds, 1)}
+
+    run_cell(settings, {"method": "full-data", "representation": "pixel", "ipc": 6000, "budget": "count",
+                        "samples_per_class": 6000, "distill_seconds": 0.0, "eval_epochs": full_protocol.epochs},
+             full_data, redo)
+
+
+def method_cells(settings: Settings, train, test, redo: bool) -> None:
+    pipe = LatentDistillationPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)
+    pipe.set_progress_bar_config(disable=True)
+    protocol = protocol_for(settings)
+    for method in settings.methods:
+        for ipc in settings.ipcs:
+            for budget in settings.budgets:
+                config = config_for_method(method, ipc=ipc, budget=budget, iterations=settings.iterations)
+
+                def compute(config=config) -> dict[str, Any]:
+                    output = pipe(train, config, cache_dir=ROOT / "runs" / "latent-cache")
+                    images = uint8_to_float(output.images)
+                    return {"representation": config.representation,
+                            "samples_per_class": output.config["samples_per_class"],
+                            "iterations": config.iterations, "distill_seconds": round(output.distill_seconds, 1),
+                            **evaluate_cell(settings, images, output.labels, test, protocol)}
+
+                run_cell(settings, {"method": method, "ipc": ipc, "budget": budget}, compute, redo)
+
+
+def with_references(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adds the random-subset references (same storage, same count) and the relative score to rows."""
+    random = {r["samples_per_class"]: r for r in records if r["method"] == "random-subset"}
+    full = next((r for r in records if r["method"] == "full-data"), None)
+    rows = []
+    for record in sorted(records, key=lambda r: (r["method"] != "full-data", r["method"], r["ipc"], r["budget"])):
+        row = dict(record, accuracy=f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}")
+        same_storage, same_count = random.get(record["ipc"]), random.get(record.get("samples_per_class"))
+        if record["method"] not in ("random-subset", "full-data"):
+            row["ref_same_storage"] = f"{same_storage['acc_mean']:.2f}" if same_storage else None
+            row["ref_same_count"] = f"{same_count['acc_mean']:.2f}" if same_count else None
+            if same_storage and full and full["acc_mean"] > same_storage["acc_mean"]:
+                gap = full["acc_mean"] - same_storage["acc_mean"]
+                row["relative"] = round((record["acc_mean"] - same_storage["acc_mean"]) / gap, 3)
+        rows.append(row)
+    return rows
+
+
+def render_tables(settings: Settings) -> str:
+    rows = with_references(load_records(settings.benchmark))
+    table = markdown_table(rows, TABLE_COLUMNS)
+    notes = ("Fashion-MNIST, hard-label protocol (ConvNet-3, width 128, instance norm, SGD 0.01 decayed x0.1 at "
+             "half, DSA), mean ± std over runs on the 10,000 test images. IPC = images per class of the storage "
+             "budget; `storage` = the bytes of IPC images per class, `count` = IPC samples per class. "
+             "relative = (acc − random same storage) / (full data − random same storage). "
+             "Generated by `benchmarks/quality.py` from `benchmarks/results/"
+             f"{settings.benchmark}.json`.\n")
+    write_markdown(settings.benchmark, f"# Quality ({settings.benchmark})\n\n{table}\n{notes}")
+    return table + "\n" + notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["references", "methods"], default=None)
+    parser.add_argument("--redo", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--tables_only", action="store_true")
+    args = parser.parse_args()
+    configure_threads(args.threads)
+    settings = QUICK if args.quick else FULL
+    if not args.tables_only:
+        train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
+        if args.only in (None, "references"):
+            reference_cells(settings, train, test, args.redo)
+        if args.only in (None, "methods"):
+            method_cells(settings, train, test, args.redo)
+    text = render_tables(settings)
+    if settings is FULL:
+        replace_section(ROOT / "README.md", "results", "\n" + text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
