@@ -18,14 +18,6 @@ from latent_distill.augment import (
 IMAGE_OPS = [name for name in list_augmentations() if name != "cutmix"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and thread barriers stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _images(n=6, c=3, size=12, seed=0):
     return torch.randn(n, c, size, size, generator=torch.Generator().manual_seed(seed))

@@ -25,14 +25,6 @@ from latent_distill.evaluation import (
 SMALL = {"width": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and thread barriers stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _quadrants(per_class: int, seed: int) -> ImageClassificationTensors:
     """Four classes of 12x12 grey images, each lighting one quadrant, plus noise."""

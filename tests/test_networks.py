@@ -16,14 +16,6 @@ from latent_distill.networks import (
 ALL = list_networks()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and thread barriers stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_registry_lists_the_standard_architectures():
     assert {"convnet", "alexnet", "vgg11", "resnet18"} <= set(ALL)

@@ -29,3 +29,38 @@ from .presets import config_for_method, list_presets
 from .representations import get_representation, register_representation
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "BudgetError",
+    "DEFAULT_PIPELINE_PATH",
+    "DataError",
+    "DistillationConfig",
+    "DistilledDataset",
+    "EvaluationResult",
+    "FASHION_MNIST_HUB_ID",
+    "HardLabelProtocol",
+    "ImageClassificationTensors",
+    "LatentCache",
+    "LatentCodec",
+    "LatentDistillationOutput",
+    "LatentDistillationPipeline",
+    "SoftLabelProtocol",
+    "config_for_method",
+    "dataset_to_tensors",
+    "evaluate_synthetic",
+    "fashion_mnist_tensors",
+    "float_to_uint8",
+    "get_network",
+    "get_objective",
+    "get_representation",
+    "list_networks",
+    "list_presets",
+    "load_fashion_mnist",
+    "random_subset",
+    "random_subset_reference",
+    "register_network",
+    "register_objective",
+    "register_representation",
+    "samples_per_class_for_budget",
+    "uint8_to_float",
+]

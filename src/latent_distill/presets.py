@@ -10,19 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from .config import DistillationConfig
+from .registry import Registry
 
 DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 
-PRESETS: dict[str, dict[str, Any]] = {}
+PRESETS: Registry[dict[str, Any]] = Registry("method")
 
 
 def register_preset(name: str, **values: Any) -> None:
     """Adds a named preset (a partial config)."""
-    PRESETS[name] = values
+    PRESETS.add(name, values)
 
 
 def list_presets() -> list[str]:
-    return sorted(PRESETS)
+    return PRESETS.names()
 
 
 def config_for_method(name: str, **overrides: Any) -> DistillationConfig:
@@ -31,9 +32,7 @@ def config_for_method(name: str, **overrides: Any) -> DistillationConfig:
     Raises:
         KeyError: for an unknown method name, listing the known ones.
     """
-    if name not in PRESETS:
-        raise KeyError(f"Unknown method {name!r}; available: {list_presets()}.")
-    values = {**PRESETS[name], **{key: value for key, value in overrides.items() if value is not None}}
+    values = {**PRESETS.get(name), **{key: value for key, value in overrides.items() if value is not None}}
     return DistillationConfig.from_dict(values)
 
 

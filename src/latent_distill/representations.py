@@ -22,26 +22,11 @@ from torch import nn
 
 from .codec import LatentCache, LatentCodec, tensor_fingerprint
 from .data import ImageClassificationTensors, float_to_uint8, uint8_to_float
+from .registry import Registry
 
-REPRESENTATIONS: dict[str, type["Representation"]] = {}
-
-
-def register_representation(name: str) -> Callable:
-    """Class decorator adding a representation to the registry under ``name``."""
-
-    def decorator(cls: type["Representation"]) -> type["Representation"]:
-        cls.name = name
-        REPRESENTATIONS[name] = cls
-        return cls
-
-    return decorator
-
-
-def get_representation(name: str) -> type["Representation"]:
-    """Returns the representation class registered under ``name``."""
-    if name not in REPRESENTATIONS:
-        raise KeyError(f"Unknown representation {name!r}; available: {sorted(REPRESENTATIONS)}.")
-    return REPRESENTATIONS[name]
+REPRESENTATIONS: Registry[type["Representation"]] = Registry("representation")
+register_representation = REPRESENTATIONS.register
+get_representation = REPRESENTATIONS.get
 
 
 @dataclass

@@ -12,32 +12,17 @@ import torch
 
 from ..augment import DifferentiableSiameseAugmentation
 from ..config import DistillationConfig
+from ..registry import Registry
 from ..representations import RealPool, Representation
 
-OBJECTIVES: dict[str, type["MatchingObjective"]] = {}
-
-
-def register_objective(name: str) -> Callable:
-    """Class decorator adding an objective to the registry under ``name``."""
-
-    def decorator(cls: type["MatchingObjective"]) -> type["MatchingObjective"]:
-        cls.name = name
-        OBJECTIVES[name] = cls
-        return cls
-
-    return decorator
+OBJECTIVES: Registry[type["MatchingObjective"]] = Registry("objective")
+register_objective = OBJECTIVES.register
+get_objective = OBJECTIVES.get
 
 
 def build_augmentation(strategy: Optional[str]) -> Optional[DifferentiableSiameseAugmentation]:
     """The siamese augmentation used inside matching (``augment(x, seed)``), or ``None``."""
     return DifferentiableSiameseAugmentation(strategy) if strategy else None
-
-
-def get_objective(name: str) -> type["MatchingObjective"]:
-    """Returns the objective class registered under ``name``."""
-    if name not in OBJECTIVES:
-        raise KeyError(f"Unknown method {name!r}; available objectives: {sorted(OBJECTIVES)}.")
-    return OBJECTIVES[name]
 
 
 class MatchingObjective:
