@@ -41,3 +41,13 @@ def test_distill_example_writes_an_evaluated_hub_folder(tiny_vae, tmp_path):
     assert [row.get("method") for row in restored.evaluation][0] == "latent-dm"
     config = json.loads((tmp_path / "out" / "distillation_config.json").read_text())
     assert config["config"]["source_dataset"]["id"] == str(data_dir)
+
+    rows = load_example("evaluate").main([
+        str(tmp_path / "out"), "--dataset", str(data_dir), "--archs", "convnet", "alexnet",
+        "--epochs", "1", "--runs", "1", "--no-compile",
+    ])
+    # Per architecture: the distilled set, the same-storage and the same-count random subsets.
+    assert [row.get("method") or row.get("reference") for row in rows] == [
+        "latent-dm", "random subset, same storage", "random subset, same count"] * 2
+    assert [row["samples_per_class"] for row in rows[:3]] == [4, 1, 4]
+    assert all(0.0 <= row["acc_mean"] <= 100.0 for row in rows)
