@@ -38,10 +38,13 @@ from latent_distill import (
 )
 from latent_distill.evaluation import configure_threads, full_data_reference
 
-CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs")
+CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs", "augmentation")
+# The published Fashion-MNIST random-subset figures (DC paper, ConvNet-3, hard labels) were trained
+# without augmentation: the protocol check reproduces them with augmentation "none".
+PUBLISHED_RANDOM_SUBSET = {1: (51.4, 3.8), 10: (73.8, 0.7), 50: (82.5, 0.7)}
 TABLE_COLUMNS = [
     ("method", "method"), ("IPC", "ipc"), ("budget", "budget"), ("samples/class", "samples_per_class"),
-    ("protocol", "protocol"), ("arch", "arch"), ("epochs", "eval_epochs"), ("runs", "runs"),
+    ("protocol", "protocol"), ("aug.", "augmentation"), ("arch", "arch"), ("epochs", "eval_epochs"), ("runs", "runs"),
     ("accuracy", "accuracy"), ("random, same storage", "ref_same_storage"), ("random, same count", "ref_same_count"),
     ("relative", "relative"), ("distill s", "distill_seconds"), ("eval s", "eval_seconds"),
 ]
@@ -70,21 +73,23 @@ QUICK = Settings("quality-quick", ipcs=(1,), reference_ipcs=(1,), methods=("late
                  iterations=20, eval_epochs=20, full_data_epochs=1, runs=1, compile=False)
 
 
-def protocol_for(settings: Settings, epochs: int | None = None) -> HardLabelProtocol:
-    return HardLabelProtocol(epochs=epochs or settings.eval_epochs, augmentation="dsa")
+def protocol_for(settings: Settings, epochs: int | None = None, augmentation: str = "dsa") -> HardLabelProtocol:
+    return HardLabelProtocol(epochs=epochs or settings.eval_epochs, augmentation=augmentation)
 
 
 def evaluate_cell(settings: Settings, images: torch.Tensor, labels: torch.Tensor, test, protocol) -> dict[str, Any]:
     result = evaluate_synthetic(images, labels, test, protocol, runs=settings.runs, seed=0,
                                 torch_compile=settings.compile)
-    return {"protocol": "hard", "arch": "convnet-3", "eval_epochs": protocol.epochs, "runs": len(result.accuracies),
+    return {"protocol": "hard", "augmentation": protocol.augmentation, "arch": "convnet-3",
+            "eval_epochs": protocol.epochs, "runs": len(result.accuracies),
             "acc_mean": round(result.acc_mean, 2), "acc_std": round(result.acc_std, 2),
             "accuracies": [round(a, 2) for a in result.accuracies], "eval_seconds": round(result.seconds, 1)}
 
 
 def run_cell(settings: Settings, fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
     key_fields = {"method": fields["method"], "ipc": fields["ipc"], "budget": fields["budget"], "protocol": "hard",
-                  "arch": "convnet-3", "eval_epochs": fields.get("eval_epochs", settings.eval_epochs)}
+                  "arch": "convnet-3", "eval_epochs": fields.get("eval_epochs", settings.eval_epochs),
+                  "augmentation": fields.get("augmentation", "dsa")}
     if not redo and has_record(settings.benchmark, **key_fields):
         print(f"skip (done): {key_fields}")
         return
@@ -108,13 +113,24 @@ def reference_cells(settings: Settings, train, test, redo: bool) -> None:
     def full_data() -> dict[str, Any]:
         result = full_data_reference(train, test, full_protocol, runs=1, cache_dir=ROOT / "runs" / "references",
                                      torch_compile=settings.compile)
-        return {"protocol": "hard", "arch": "convnet-3", "eval_epochs": full_protocol.epochs, "runs": 1,
+        return {"protocol": "hard", "augmentation": full_protocol.augmentation, "arch": "convnet-3",
+                "eval_epochs": full_protocol.epochs, "runs": 1,
                 "acc_mean": round(result.acc_mean, 2), "acc_std": round(result.acc_std, 2),
                 "eval_seconds": round(result.seconds, 1)}
 
     run_cell(settings, {"method": "full-data", "representation": "pixel", "ipc": 6000, "budget": "count",
                         "samples_per_class": 6000, "distill_seconds": 0.0, "eval_epochs": full_protocol.epochs},
              full_data, redo)
+
+
+def protocol_check_cells(settings: Settings, train, test, redo: bool) -> None:
+    """Random subsets without augmentation, the setting of the published Fashion-MNIST figures."""
+    protocol = protocol_for(settings, augmentation="none")
+    for ipc in settings.reference_ipcs:
+        run_cell(settings, {"method": "random-subset", "representation": "pixel", "ipc": ipc, "budget": "count",
+                            "samples_per_class": ipc, "distill_seconds": 0.0, "augmentation": "none",
+                            "published": PUBLISHED_RANDOM_SUBSET.get(ipc)},
+                 lambda: evaluate_cell(settings, *random_subset(train, ipc, seed=0), test, protocol), redo)
 
 
 def method_cells(settings: Settings, train, test, redo: bool) -> None:
@@ -139,11 +155,14 @@ def method_cells(settings: Settings, train, test, redo: bool) -> None:
 
 def with_references(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Adds the random-subset references (same storage, same count) and the relative score to rows."""
-    random = {r["samples_per_class"]: r for r in records if r["method"] == "random-subset"}
+    random = {r["samples_per_class"]: r for r in records
+              if r["method"] == "random-subset" and r.get("augmentation", "dsa") == "dsa"}
     full = next((r for r in records if r["method"] == "full-data"), None)
     rows = []
     for record in sorted(records, key=lambda r: (r["method"] != "full-data", r["method"], r["ipc"], r["budget"])):
         row = dict(record, accuracy=f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}")
+        if record.get("published"):
+            row["accuracy"] += f" (published {record['published'][0]} ± {record['published'][1]})"
         same_storage, same_count = random.get(record["ipc"]), random.get(record.get("samples_per_class"))
         if record["method"] not in ("random-subset", "full-data"):
             row["ref_same_storage"] = f"{same_storage['acc_mean']:.2f}" if same_storage else None
@@ -171,7 +190,7 @@ def render_tables(settings: Settings) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["references", "methods"], default=None)
+    parser.add_argument("--only", choices=["references", "protocol-check", "methods"], default=None)
     parser.add_argument("--redo", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--tables_only", action="store_true")
@@ -182,6 +201,8 @@ def main() -> None:
         train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
         if args.only in (None, "references"):
             reference_cells(settings, train, test, args.redo)
+        if args.only in (None, "protocol-check"):
+            protocol_check_cells(settings, train, test, args.redo)
         if args.only in (None, "methods"):
             method_cells(settings, train, test, args.redo)
     text = render_tables(settings)

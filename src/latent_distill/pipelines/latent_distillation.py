@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 import torch
 from accelerate import PartialState
 from datasets import Dataset, DatasetDict
-from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMixin
 
 from ..checkpointing import load_state, save_state
 from ..codec import LatentCache, LatentCodec
@@ -52,7 +52,8 @@ class LatentDistillationPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "transformer->vae"
     _optional_components = ["transformer", "scheduler"]
 
-    def __init__(self, vae, transformer=None, scheduler=None) -> None:
+    def __init__(self, vae: AutoencoderKL, transformer: Optional[ModelMixin] = None,
+                 scheduler: Optional[SchedulerMixin] = None) -> None:
         super().__init__()
         self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler)
 
