@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from results_io import ROOT, markdown_table, peak_rss_mb, upsert_record, write_markdown
+from results_io import ROOT, markdown_table, peak_rss_mb, replace_section, upsert_record, write_markdown
 
 from latent_distill.checkpointing import atomic_write_text
 from latent_distill.codec import LatentCodec
@@ -132,11 +132,13 @@ def main() -> None:
         "seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb(),
     }
     records = upsert_record("autoencoder", record, key=("model",))
-    write_markdown("autoencoder", "# Autoencoder quality (Fashion-MNIST test set)\n\n" + markdown_table(records, [
+    table = markdown_table(records, [
         ("model", "model"), ("latent", "latent_shape"), ("PSNR mean (dB)", "psnr_mean_db"),
         ("PSNR dataset (dB)", "psnr_dataset_db"), ("acc. original", "acc_original"),
         ("acc. reconstructed", "acc_reconstructed"), ("drop", "acc_drop"), ("commit", "git_commit"),
-    ]))
+    ])
+    write_markdown("autoencoder", "# Autoencoder quality (Fashion-MNIST test set)\n\n" + table)
+    replace_section(ROOT / "README.md", "autoencoder", "\n" + table + "\n")
     training_record = Path(args.vae).parent / "autoencoder_training.json"
     summary = json.loads(training_record.read_text()) if training_record.exists() else {}
     card = render_card(record, summary)
