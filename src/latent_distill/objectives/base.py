@@ -6,7 +6,8 @@ space the representation renders to. It is written once and serves pixels and la
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -43,6 +44,25 @@ class MatchingObjective:
         self.sample_shape = tuple(sample_shape)
         self.num_classes = num_classes
         self.augment = augment
+
+    def setup(self, real: RealPool, work_dir: Optional[Path]) -> None:
+        """Prepares what the objective needs before the first iteration (e.g. expert trajectories).
+
+        Args:
+            real: real samples in the matching space.
+            work_dir: a folder for reusable artefacts (``None``: keep them in memory only).
+        """
+
+    def state_dict(self) -> dict[str, Any]:
+        """Learnable or stateful parts of the objective (saved in checkpoints)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores :meth:`state_dict`."""
+
+    def summary(self) -> dict[str, Any]:
+        """JSON values recorded with the distilled set (e.g. a learned learning rate)."""
+        return {}
 
     def iteration(self, synthetic: Representation, real: RealPool, optimizer: torch.optim.Optimizer,
                   step: int, classes: Sequence[int]) -> float:

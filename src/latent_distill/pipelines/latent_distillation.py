@@ -217,6 +217,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
         learning_rate = config.learning_rate * (per_class if config.scale_learning_rate else 1)
         optimizer = torch.optim.SGD(synthetic.parameters(), lr=learning_rate, momentum=config.momentum)
         objective = objective_cls(config, sample_shape, data.num_classes, build_augmentation(config.augmentation))
+        objective.setup(real, Path(cache_dir) if cache_dir is not None else None)
         record = self._run_record(config, data, per_class, sample_shape, dataset)
 
         step, losses = 0, []
@@ -228,6 +229,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
                                  "resume with the same arguments, or use a new checkpoint_dir.")
             synthetic.load_state_dict(saved["synthetic"])
             optimizer.load_state_dict(saved["optimizer"])
+            objective.load_state_dict(saved["objective"])
             step, losses = saved["step"], saved["losses"]
 
         classes = list(range(data.num_classes))
@@ -247,9 +249,11 @@ class LatentDistillationPipeline(DiffusionPipeline):
             if checkpoint is not None and config.checkpoint_every and step % config.checkpoint_every == 0 \
                     and state.is_main_process:
                 save_state(checkpoint, config=config.to_dict(), synthetic=synthetic.state_dict(),
-                           optimizer=optimizer.state_dict(), step=step, losses=losses)
+                           optimizer=optimizer.state_dict(), objective=objective.state_dict(), step=step,
+                           losses=losses)
         progress.close()
 
+        record["distillation"]["objective_summary"] = objective.summary()
         with torch.no_grad():
             stored = synthetic.export(codec)
         output = LatentDistillationOutput(
