@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+# A fresh datasets cache per test session: folders written at recycled temporary paths must never
+# be served from an earlier session's cache.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="latent-distill-tests-datasets-")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import numpy as np
 import pytest
 import torch

@@ -42,3 +42,8 @@ def test_presets_are_named_by_representation_and_objective():
     assert config.method_name == "latent-dm"
     with pytest.raises(KeyError, match="available"):
         config_for_method("latent-xyz")
+
+
+def test_preset_name_is_the_recorded_method_name():
+    assert config_for_method("pixel-dsa").method_name == "pixel-dsa"
+    assert DistillationConfig(method="dm", representation="pixel").method_name == "pixel-dm"

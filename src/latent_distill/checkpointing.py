@@ -18,6 +18,7 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -60,6 +61,20 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: PathLike) -> None:
+    """Saves ``tensors`` as a safetensors file at ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -51,6 +51,7 @@ class DistillationConfig:
         seed: seed of every random choice; randomness is derived from (seed, step, class).
         checkpoint_every: steps between checkpoints (0 disables).
         encode_batch_size: images per autoencoder forward pass.
+        preset: the named method preset the config was built from (``"pixel-dsa"``, ...), if any.
     """
 
     method: str = "dm"
@@ -73,6 +74,7 @@ class DistillationConfig:
     seed: int = 0
     checkpoint_every: int = 100
     encode_batch_size: int = 500
+    preset: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
@@ -106,8 +108,8 @@ class DistillationConfig:
 
     @property
     def method_name(self) -> str:
-        """The library-wide method name, e.g. ``"latent-dm"`` or ``"pixel-dm"``."""
-        return f"{self.representation}-{self.method}"
+        """The library-wide method name: the preset's (``"pixel-dsa"``) or ``<representation>-<method>``."""
+        return self.preset or f"{self.representation}-{self.method}"
 
 
 def samples_per_class_for_budget(ipc: int, budget: str, image_shape: tuple[int, ...],

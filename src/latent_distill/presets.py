@@ -26,14 +26,25 @@ def list_presets() -> list[str]:
     return PRESETS.names()
 
 
+#: config fields whose overrides update the preset's dict key by key instead of replacing it.
+MERGED_FIELDS = ("network_kwargs", "objective_kwargs")
+
+
 def config_for_method(name: str, **overrides: Any) -> DistillationConfig:
     """Builds the config of a named method, with ``overrides`` (``None`` values are ignored).
+
+    ``network_kwargs`` and ``objective_kwargs`` overrides update the preset's dicts key by key, so
+    ``objective_kwargs={"num_experts": 2}`` keeps the preset's other objective options.
 
     Raises:
         KeyError: for an unknown method name, listing the known ones.
     """
-    values = {**PRESETS.get(name), **{key: value for key, value in overrides.items() if value is not None}}
-    return DistillationConfig.from_dict(values)
+    preset = PRESETS.get(name)
+    values = {**preset, **{key: value for key, value in overrides.items() if value is not None}}
+    for key in MERGED_FIELDS:
+        if key in preset or overrides.get(key) is not None:
+            values[key] = {**preset.get(key, {}), **(overrides.get(key) or {})}
+    return DistillationConfig.from_dict({"preset": name, **values})
 
 
 # LatentDM (seed 001, Algorithm 2 and Table 6): real-latent init, a fresh random ConvNet per
@@ -46,3 +57,43 @@ register_preset("latent-dm", representation="latent", method="dm", iterations=10
 # in the original; fewer by default here for CPU runs (set iterations to reproduce).
 register_preset("pixel-dm", representation="pixel", method="dm", iterations=1000, learning_rate=1.0,
                 scale_learning_rate=False, momentum=0.5, batch_real=256, init="real", augmentation=DSA_STRATEGY)
+
+# LatentDC (seed 001, Algorithm 1 and Table 6): IDC-style gradient matching (MSE distance, network
+# trained on real latents), M = 10 outer loops, N = 50 network steps, model lr 0.01, eta_base 0.05
+# scaled by latents per class (Eq. 10), batch 64, no augmentation, 1000 iterations.
+register_preset("latent-dc", representation="latent", method="dc", iterations=1000, learning_rate=0.05,
+                scale_learning_rate=True, momentum=0.5, batch_real=64, init="real", augmentation=None,
+                objective_kwargs={"outer_loops": 10, "inner_steps": 50, "network_lr": 0.01, "distance": "mse",
+                                  "train_network_on": "real", "batch_train": 64})
+
+# DC (Zhao et al. 2021): layer-wise cosine distance, network trained on the synthetic set, outer/inner
+# loops by IPC (None: DC's table, IPC 1/10/20/30/40/50), lr_img 0.1, lr_net 0.01, noise init, no
+# augmentation, 1000 iterations.
+_DC_ORIGINAL = {"outer_loops": None, "inner_steps": None, "network_lr": 0.01, "distance": "dc",
+                "train_network_on": "synthetic", "batch_train": 256}
+register_preset("pixel-dc", representation="pixel", method="dc", iterations=1000, learning_rate=0.1,
+                scale_learning_rate=False, momentum=0.5, batch_real=256, init="noise", augmentation=None,
+                objective_kwargs=dict(_DC_ORIGINAL))
+
+# DSA (Zhao & Bilen 2021): DC with siamese augmentation inside matching and network training, real init.
+register_preset("pixel-dsa", representation="pixel", method="dc", iterations=1000, learning_rate=0.1,
+                scale_learning_rate=False, momentum=0.5, batch_real=256, init="real", augmentation=DSA_STRATEGY,
+                objective_kwargs=dict(_DC_ORIGINAL))
+
+# LatentMTT (seed 001, Algorithm 3 and Table 6, row 256 / IPC 10 / f = 4): T+ = 5, M = 1 expert
+# epoch, N = 80 student steps, initial student lr 0.01, lambda = 1e-6, eta_base 10 scaled by latents
+# per class (Eq. 10), synthetic batch 64, no augmentation, 5000 iterations. Experts: MTT's recipe
+# (SGD lr 0.01, batch 256) for the epochs the matching reads; 10 experts instead of MTT's 100 so the
+# buffer trains in minutes on a CPU.
+register_preset("latent-mtt", representation="latent", method="mtt", iterations=5000, learning_rate=10.0,
+                scale_learning_rate=True, momentum=0.5, init="real", augmentation=None,
+                objective_kwargs={"num_experts": 10, "expert_epochs": 1, "syn_steps": 80, "max_start_epoch": 5,
+                                  "lr_teacher": 0.01, "lr_lr": 1e-6, "batch_syn": 64})
+
+# MTT (Cazenavette et al. 2022, distill.py defaults): M = 3, N = 20, T+ = 25, lr_img 1000, lr_lr 1e-5,
+# initial student lr 0.01, whole synthetic set per step, DSA, 50-epoch experts. 1000 iterations
+# instead of 5000 and 10 experts instead of 100 for CPU runs (set them to reproduce).
+register_preset("pixel-mtt", representation="pixel", method="mtt", iterations=1000, learning_rate=1000.0,
+                scale_learning_rate=False, momentum=0.5, init="real", augmentation=DSA_STRATEGY,
+                objective_kwargs={"num_experts": 10, "expert_epochs": 3, "syn_steps": 20, "max_start_epoch": 25,
+                                  "buffer_epochs": 50, "lr_teacher": 0.01, "lr_lr": 1e-5, "batch_syn": None})

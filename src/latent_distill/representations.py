@@ -15,13 +15,17 @@ Each representation also says how the *real* data is brought into its space
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from functools import cached_property
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
 
+from accelerate import PartialState
+
 from .codec import LatentCache, LatentCodec, tensor_fingerprint
 from .data import ImageClassificationTensors, float_to_uint8, uint8_to_float
+from .distributed import all_gather_rows, batch_aligned_bounds
 from .registry import Registry
 
 REPRESENTATIONS: Registry[type["Representation"]] = Registry("representation")
@@ -51,6 +55,19 @@ class RealPool:
     def class_size(self, class_index: int) -> int:
         return len(self.by_class[class_index])
 
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A content hash of the samples and labels (keys caches built from this pool)."""
+        return tensor_fingerprint(self.samples, self.labels)
+
+    def gather(self, index: torch.Tensor) -> torch.Tensor:
+        """The samples at ``index`` as float32 (``to_float`` applied)."""
+        batch = self.samples[index]
+        return self.to_float(batch) if self.to_float is not None else batch.float()
+
     def draw(self, class_index: int, count: int, generator: torch.Generator,
              replace: bool = False) -> torch.Tensor:
         """Returns ``count`` random samples of a class as float32 (fewer when the class is smaller)."""
@@ -59,8 +76,34 @@ class RealPool:
             picks = pool[torch.randint(len(pool), (count,), generator=generator)]
         else:
             picks = pool[torch.randperm(len(pool), generator=generator)[:count]]
-        batch = self.samples[picks]
-        return self.to_float(batch) if self.to_float is not None else batch.float()
+        return self.gather(picks)
+
+    def draw_mixed(self, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``count`` random samples of any class, without replacement, and their labels.
+
+        Args:
+            count: batch size (fewer samples when the pool is smaller).
+            generator: randomness of the draw.
+
+        Returns:
+            ``(samples, labels)``, float32 samples and int64 labels.
+        """
+        picks = torch.randperm(len(self), generator=generator)[:count]
+        return self.gather(picks), self.labels[picks]
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch over every sample in a random order, as ``(samples, labels)`` minibatches.
+
+        Args:
+            batch_size: samples per minibatch (the last one may be smaller).
+            generator: randomness of the order.
+
+        Yields:
+            ``(samples, labels)``, float32 samples and int64 labels.
+        """
+        order = torch.randperm(len(self), generator=generator)
+        for picks in order.split(batch_size):
+            yield self.gather(picks), self.labels[picks]
 
 
 class Representation(nn.Module):
@@ -144,11 +187,16 @@ class LatentCodes(Representation):
     def real_pool(cls, data, codec, cache, progress=None):
         fingerprint = tensor_fingerprint(data.images, data.labels)
         cached = cache.load(codec, fingerprint)
-        if cached is None:
-            latents = codec.encode(data.images, to_float=uint8_to_float, progress=progress)
+        if cached is not None:
+            return RealPool(cached[0], data.labels, data.num_classes)
+        state = PartialState()
+        bounds = batch_aligned_bounds(len(data.images), codec.batch_size, state)
+        start, stop = bounds[state.process_index]
+        local = codec.encode(data.images[start:stop], to_float=uint8_to_float, progress=progress)
+        latents = all_gather_rows(local, bounds, state)
+        if state.is_main_process:
             cache.store(codec, fingerprint, latents, data.labels)
-        else:
-            latents = cached[0]
+        state.wait_for_everyone()
         return RealPool(latents, data.labels, data.num_classes)
 
     def export(self, codec):

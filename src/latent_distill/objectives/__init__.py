@@ -1,6 +1,29 @@
 """Matching objectives, chosen by name from a registry."""
 
-from .base import OBJECTIVES, MatchingObjective, build_augmentation, get_objective, register_objective
+from .base import (
+    OBJECTIVES,
+    MatchingObjective,
+    ObjectiveConfigError,
+    build_augmentation,
+    get_objective,
+    parse_objective_options,
+    register_objective,
+)
+from .dc import DCObjectiveConfig, GradientMatching
 from .dm import DistributionMatching
+from .mtt import MTTObjectiveConfig, TrajectoryMatching
 
-__all__ = ["OBJECTIVES", "build_augmentation", "MatchingObjective", "get_objective", "register_objective", "DistributionMatching"]
+__all__ = [
+    "OBJECTIVES",
+    "DCObjectiveConfig",
+    "DistributionMatching",
+    "GradientMatching",
+    "MTTObjectiveConfig",
+    "MatchingObjective",
+    "ObjectiveConfigError",
+    "TrajectoryMatching",
+    "build_augmentation",
+    "get_objective",
+    "parse_objective_options",
+    "register_objective",
+]

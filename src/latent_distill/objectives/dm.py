@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..networks import get_network
-from ..seeding import derive_seed, generator_for, seeded
+from ..seeding import derive_seed, generator_for
 from .base import MatchingObjective, register_objective
 
 
@@ -19,12 +18,11 @@ from .base import MatchingObjective, register_objective
 class DistributionMatching(MatchingObjective):
     """Class-wise mean-embedding matching under random networks."""
 
+    class_separable = True
+
     def embedding_network(self, step: int) -> torch.nn.Module:
         """The fresh random network of iteration ``step`` (frozen)."""
-        with seeded(self.config.seed, "dm-network", step):
-            network = get_network(self.config.network, in_channels=self.sample_shape[0],
-                                  num_classes=self.num_classes, resolution=self.sample_shape[-1],
-                                  **self.config.network_kwargs)
+        network = self.build_network("dm-network", step)
         network.requires_grad_(False)
         return network
 

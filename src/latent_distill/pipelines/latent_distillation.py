@@ -21,8 +21,9 @@ from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMix
 from ..checkpointing import load_state, save_state
 from ..codec import LatentCache, LatentCodec
 from ..config import DistillationConfig, samples_per_class_for_budget
-from ..default_models import model_reference
 from ..data import DataError, ImageClassificationTensors, dataset_to_tensors
+from ..default_models import model_reference
+from ..distributed import GradientAllReduce, shard, sum_across_processes
 from ..objectives import build_augmentation, get_objective
 from ..representations import RealPool, get_representation
 from ..seeding import generator_for
@@ -215,9 +216,14 @@ class LatentDistillationPipeline(DiffusionPipeline):
             self._initial_samples(real, per_class, config.init, config.seed, sample_shape), data.num_classes
         )
         learning_rate = config.learning_rate * (per_class if config.scale_learning_rate else 1)
-        optimizer = torch.optim.SGD(synthetic.parameters(), lr=learning_rate, momentum=config.momentum)
         objective = objective_cls(config, sample_shape, data.num_classes, build_augmentation(config.augmentation))
         objective.setup(real, Path(cache_dir) if cache_dir is not None else None)
+        optimizer = torch.optim.SGD(synthetic.parameters(), lr=learning_rate, momentum=config.momentum)
+        classes = list(range(data.num_classes))
+        if objective.class_separable:
+            # Each process handles its classes; summed gradients keep every process's copy identical.
+            classes = shard(classes, state)
+            optimizer = GradientAllReduce(optimizer, state)
         record = self._run_record(config, data, per_class, sample_shape, dataset)
 
         step, losses = 0, []
@@ -232,11 +238,12 @@ class LatentDistillationPipeline(DiffusionPipeline):
             objective.load_state_dict(saved["objective"])
             step, losses = saved["step"], saved["losses"]
 
-        classes = list(range(data.num_classes))
         progress = self.progress_bar(total=config.iterations)
         progress.update(step)
         while step < config.iterations:
             loss = objective.iteration(synthetic, real, optimizer, step, classes)
+            if objective.class_separable:
+                loss = sum_across_processes(loss, state)
             if not math.isfinite(loss):
                 raise NonFiniteLossError(
                     f"The {config.method_name} loss became {loss} at iteration {step}: lower learning_rate "

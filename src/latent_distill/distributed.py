@@ -1,0 +1,114 @@
+"""Multi-process helpers on top of ``accelerate.PartialState``.
+
+Work is split by class or by row, randomness is keyed by what it is for (``seeding.py``), and the
+gradient of the synthetic set is summed across processes before every optimiser step, so every
+process holds the same synthetic set and optimiser state, and a run gives the same result whatever
+the number of processes (bit for bit for class-separable objectives, whose per-class gradients
+touch disjoint rows).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence, TypeVar
+
+import torch
+from accelerate import PartialState
+
+T = TypeVar("T")
+
+
+def shard_bounds(count: int, state: PartialState) -> tuple[int, int]:
+    """``[start, stop)`` of this process's contiguous share of ``count`` items."""
+    per_process, remainder = divmod(count, state.num_processes)
+    start = state.process_index * per_process + min(state.process_index, remainder)
+    return start, start + per_process + (1 if state.process_index < remainder else 0)
+
+
+def shard(items: Sequence[T], state: PartialState) -> list[T]:
+    """This process's contiguous share of ``items`` (all of them on one process)."""
+    start, stop = shard_bounds(len(items), state)
+    return list(items[start:stop])
+
+
+def batch_aligned_bounds(count: int, batch_size: int, state: PartialState) -> list[tuple[int, int]]:
+    """Every process's ``[start, stop)`` rows when whole batches of ``batch_size`` are shared out.
+
+    Splitting at batch boundaries keeps each batch exactly as a single process would form it, so
+    batched computations give bit-identical results whatever the number of processes.
+    """
+    batches = -(-count // batch_size)
+    bounds = []
+    for index in range(state.num_processes):
+        per_process, remainder = divmod(batches, state.num_processes)
+        first = index * per_process + min(index, remainder)
+        last = first + per_process + (1 if index < remainder else 0)
+        bounds.append((min(first * batch_size, count), min(last * batch_size, count)))
+    return bounds
+
+
+def all_gather_rows(local: torch.Tensor, bounds: Sequence[tuple[int, int]], state: PartialState) -> torch.Tensor:
+    """Concatenates every process's rows; process ``i`` holds rows ``bounds[i]``.
+
+    Args:
+        local: this process's rows.
+        bounds: ``[start, stop)`` of every process, in process order, covering all rows.
+        state: the process state.
+
+    Returns:
+        All rows, in order, on every process.
+    """
+    if state.num_processes == 1:
+        return local
+    largest = max(stop - start for start, stop in bounds)
+    padded = local.new_zeros((largest, *local.shape[1:]))
+    padded[: len(local)] = local
+    pieces = [torch.empty_like(padded) for _ in range(state.num_processes)]
+    torch.distributed.all_gather(pieces, padded.contiguous())
+    return torch.cat([piece[: stop - start] for piece, (start, stop) in zip(pieces, bounds)])
+
+
+def sum_across_processes(value: float, state: PartialState) -> float:
+    """Sums a Python number over processes."""
+    if state.num_processes == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.all_reduce(tensor)
+    return float(tensor.item())
+
+
+class GradientAllReduce:
+    """Wraps an optimiser so that parameter gradients are summed across processes before each step.
+
+    Args:
+        optimizer: the optimiser of the synthetic set.
+        state: the process state.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, state: PartialState) -> None:
+        self.optimizer = optimizer
+        self.state = state
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    def _parameters(self) -> Iterable[torch.Tensor]:
+        for group in self.optimizer.param_groups:
+            yield from group["params"]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        if self.state.num_processes > 1:
+            for parameter in self._parameters():
+                if parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
+                torch.distributed.all_reduce(parameter.grad)
+        self.optimizer.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state_dict)
