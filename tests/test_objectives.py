@@ -354,3 +354,19 @@ def test_pipeline_resumes_mtt_with_its_learned_learning_rate(tiny_vae, tmp_path)
     learned = full.config["distillation"]["objective_summary"]["student_learning_rate"]
     assert resumed.config["distillation"]["objective_summary"]["student_learning_rate"] == pytest.approx(learned)
     assert learned != pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("method,objective_kwargs", [
+    ("pixel-dc", {"outer_loops": 2, "inner_steps": 2, "batch_train": 8}),
+    ("pixel-dsa", {"outer_loops": 2, "inner_steps": 2, "batch_train": 8}),
+    ("pixel-mtt", {"num_experts": 1, "buffer_epochs": 2, "max_start_epoch": 1, "expert_epochs": 1,
+                   "syn_steps": 2, "batch_syn": 2, "expert_batch_size": 8}),
+])
+def test_pipeline_runs_the_pixel_baselines(tiny_vae, tmp_path, method, objective_kwargs):
+    pipe = LatentDistillationPipeline(vae=tiny_vae)
+    pipe.set_progress_bar_config(disable=True)
+    config = config_for_method(method, ipc=1, iterations=2, batch_real=6, network_kwargs=TINY_NETWORK,
+                               objective_kwargs=objective_kwargs)
+    out = pipe(make_image_dataset(num_per_class=6), config, cache_dir=tmp_path)
+    assert out.latents is None and out.images.shape == (2, 1, 28, 28)
+    assert out.config["distillation"]["method_name"] == method and len(out.losses) == 2
