@@ -1,0 +1,99 @@
+"""Evaluation speed: one hard-label evaluation of an IPC-10 set (100 real Fashion-MNIST images,
+ConvNet-3, 300 epochs, DSA), measured side by side in one run.
+
+- ``loop-baseline``: the structure of the public reference loop (``evaluate_synset`` of the
+  DatasetCondensation code): a ``DataLoader`` over a ``TensorDataset``, fp32 eager, DSA per batch,
+  the learning rate dropped by rebuilding the optimiser, testing through a ``DataLoader`` of 256.
+- ``latent-distill`` eager bf16 (the default), and with ``torch.compile``.
+
+Writes ``benchmarks/results/evaluation_speed.json`` / ``.md`` with the seconds, accuracy and the
+speed-up ratio against the baseline.
+
+    python benchmarks/evaluation_speed.py [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from results_io import markdown_table, peak_rss_mb, upsert_record, write_markdown
+
+from latent_distill import HardLabelProtocol, evaluate_synthetic, fashion_mnist_tensors, random_subset
+from latent_distill.augment import DifferentiableSiameseAugmentation
+from latent_distill.data import uint8_to_float
+from latent_distill.evaluation import configure_threads
+from latent_distill.networks import get_network
+
+
+def loop_baseline(images: torch.Tensor, labels: torch.Tensor, test, epochs: int, seed: int) -> tuple[float, float]:
+    """A DataLoader-based fp32 training loop of the reference's shape; returns (accuracy, seconds)."""
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    network = get_network("convnet", images.shape[1], test.num_classes, images.shape[-1])
+    dsa = DifferentiableSiameseAugmentation()
+    train_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=256,
+                                               shuffle=True)
+    lr = 0.01
+    optimizer = torch.optim.SGD(network.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    for epoch in range(epochs + 1):
+        network.train()
+        for x, y in train_loader:
+            loss = F.cross_entropy(network(dsa(x, per_sample=True)), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if epoch == epochs // 2:
+            lr *= 0.1
+            optimizer = torch.optim.SGD(network.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    network.eval()
+    test_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(uint8_to_float(test.images), test.labels), batch_size=256)
+    correct = 0
+    with torch.no_grad():
+        for x, y in test_loader:
+            correct += int((network(x).argmax(1) == y).sum())
+    return 100.0 * correct / len(test.labels), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    threads = configure_threads(args.threads)
+    train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
+    images, labels = random_subset(train, 10, seed=args.seed)
+
+    base_acc, base_seconds = loop_baseline(images, labels, test, args.epochs, args.seed)
+    rows = [{"variant": "loop-baseline (fp32, DataLoader)", "acc": round(base_acc, 2),
+             "seconds": round(base_seconds, 1), "ratio": 1.0}]
+    for name, bf16, compile_ in (("latent-distill bf16", True, False), ("latent-distill fp32", False, False),
+                                 ("latent-distill bf16 + compile", True, True)):
+        protocol = HardLabelProtocol(epochs=args.epochs, bf16=bf16)
+        if compile_:  # the first call compiles; time a second, warm one
+            evaluate_synthetic(images, labels, test, protocol, runs=1, seed=args.seed, torch_compile=True,
+                               progress=False)
+        result = evaluate_synthetic(images, labels, test, protocol, runs=1, seed=args.seed, torch_compile=compile_,
+                                    progress=False)
+        rows.append({"variant": name, "acc": round(result.acc_mean, 2), "seconds": round(result.seconds, 1),
+                     "train_seconds": round(result.train_seconds, 1), "test_seconds": round(result.test_seconds, 1),
+                     "ratio": round(base_seconds / result.seconds, 2)})
+    for row in rows:
+        upsert_record("evaluation_speed", {"benchmark": "evaluation_speed", "dataset": "fashion-mnist", "ipc": 10,
+                                           "arch": "convnet-3", "eval_epochs": args.epochs, "threads": threads,
+                                           "peak_rss_mb": peak_rss_mb(), **row}, key=("variant", "threads"))
+        print(row, flush=True)
+    table = markdown_table(rows, [("variant", "variant"), ("accuracy", "acc"), ("seconds", "seconds"),
+                                  ("speed-up vs baseline", "ratio")])
+    write_markdown("evaluation_speed", "# Hard-label evaluation speed (IPC 10, 300 epochs, DSA, ConvNet-3)\n\n"
+                   f"{threads} thread(s), measured side by side in one run by `benchmarks/evaluation_speed.py`.\n\n"
+                   + table)
+
+
+if __name__ == "__main__":
+    main()
