@@ -89,3 +89,16 @@ def test_process_killed_mid_write_leaves_nothing_load_dataset_accepts(tmp_path):
     assert not target.exists()
     with pytest.raises(Exception):
         datasets.load_dataset(str(target))
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    from latent_distill.checkpointing import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_directory(tmp_path / "folder") as staging:
+            atomic_write_text("x", staging / "file.txt")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "folder" / "file.txt").stat().st_mode & 0o777 == 0o644

@@ -23,6 +23,13 @@ from safetensors.torch import save_file
 PathLike = Union[str, os.PathLike]
 
 
+def _default_mode(directory: bool) -> int:
+    """Permissions an ordinary ``open``/``mkdir`` would give under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_directory(target: PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yields a temporary folder that replaces ``target`` only when the block exits cleanly.
@@ -39,6 +46,7 @@ def atomic_directory(target: PathLike, overwrite: bool = True) -> Iterator[Path]
         raise FileExistsError(f"{target} exists: remove it or pass overwrite=True.")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    os.chmod(staging, _default_mode(directory=True))
     try:
         yield staging
     except BaseException:
@@ -53,42 +61,39 @@ def atomic_directory(target: PathLike, overwrite: bool = True) -> Iterator[Path]
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def atomic_torch_save(obj: Any, path: PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+@contextlib.contextmanager
+def atomic_file(path: PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; renamed over ``path`` only when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    tmp = Path(name)
     try:
-        torch.save(obj, tmp)
+        yield tmp
+        os.chmod(tmp, _default_mode(directory=False))
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> None:
+    """``torch.save`` to ``path`` atomically."""
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: PathLike) -> None:
-    """Saves ``tensors`` as a safetensors file at ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Saves ``tensors`` as a safetensors file at ``path`` atomically."""
+    with atomic_file(path) as tmp:
+        save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, str(tmp))
 
 
 def atomic_write_text(text: str, path: PathLike) -> None:
     """Writes ``text`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
 
 
 def atomic_write_json(obj: Any, path: PathLike) -> None:
