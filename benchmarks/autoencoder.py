@@ -78,6 +78,7 @@ storage holds four latents: the latent space of latent-distill's offline default
 {summary.get('steps')} steps of batch {args.get('batch_size')} (about {summary.get('steps', 0) * args.get('batch_size', 0) / 60000:.1f} epochs), AdamW,
 linear warm-up then cosine decay, MSE reconstruction loss plus a KL term of weight {args.get('kl_weight')},
 bf16 autocast, on 2 CPU cores: {summary.get('train_seconds', 0) / 60:.0f} minutes of wall time.
+{summary.get('schedule_history', '')}
 
 ## Quality on the test set (10,000 images)
 
@@ -117,7 +118,8 @@ def main() -> None:
     train = fashion_mnist_tensors("train")
     protocol = HardLabelProtocol(augmentation="none", bf16=True)
     classifier = train_teacher(train, arch="convnet", epochs=args.classifier_epochs, seed=0,
-                               cache_dir=args.cache_dir, arch_kwargs={"norm": "instancenorm"}, protocol=protocol)
+                               cache_dir=args.cache_dir, arch_kwargs={"norm": "instancenorm"}, protocol=protocol,
+                               torch_compile=True)
     acc_original = accuracy(classifier, originals, test.labels)
     acc_reconstructed = accuracy(classifier, reconstructions, test.labels)
 
