@@ -17,15 +17,21 @@ import time
 from pathlib import Path
 
 import torch
-
-from results_io import ROOT, markdown_table, peak_rss_mb, replace_section, upsert_record, write_markdown
+from diffusers import AutoencoderKL
+from results_io import (
+    ROOT,
+    markdown_table,
+    peak_rss_mb,
+    replace_section,
+    upsert_record,
+    write_markdown,
+)
 
 from latent_distill.checkpointing import atomic_write_text
 from latent_distill.codec import LatentCodec
 from latent_distill.data import fashion_mnist_tensors, uint8_to_float
 from latent_distill.default_models import DEFAULT_PIPELINE_PATH
 from latent_distill.evaluation import HardLabelProtocol, accuracy, train_teacher
-from diffusers import AutoencoderKL
 
 CARD = ROOT / "model_cards" / "fashion-mnist-autoencoder.md"
 

@@ -19,10 +19,14 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from results_io import markdown_table, peak_rss_mb, upsert_record, write_markdown
 
-from latent_distill import HardLabelProtocol, evaluate_synthetic, fashion_mnist_tensors, random_subset
+from latent_distill import (
+    HardLabelProtocol,
+    evaluate_synthetic,
+    fashion_mnist_tensors,
+    random_subset,
+)
 from latent_distill.augment import DifferentiableSiameseAugmentation
 from latent_distill.data import uint8_to_float
 from latent_distill.evaluation import configure_threads

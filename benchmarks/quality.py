@@ -22,9 +22,16 @@ import time
 from typing import Any, Callable
 
 import torch
-
-from results_io import ROOT, has_record, load_records, markdown_table, peak_rss_mb, replace_section, upsert_record, \
-    write_markdown
+from results_io import (
+    ROOT,
+    has_record,
+    load_records,
+    markdown_table,
+    peak_rss_mb,
+    replace_section,
+    upsert_record,
+    write_markdown,
+)
 
 from latent_distill import (
     DEFAULT_PIPELINE_PATH,

@@ -21,17 +21,16 @@ from accelerate import PartialState
 
 from latent_distill import (
     DEFAULT_PIPELINE_PATH,
-    FASHION_MNIST_HUB_ID,
     HardLabelProtocol,
     LatentDistillationPipeline,
     config_for_method,
     dataset_to_tensors,
     evaluate_synthetic,
     list_presets,
-    load_fashion_mnist,
     random_subset,
     uint8_to_float,
 )
+from latent_distill.data import dataset_id, load_image_classification
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,15 +65,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_splits(args: argparse.Namespace):
-    """Returns the dataset (a ``DatasetDict`` with train and test splits)."""
-    if args.dataset == "fashion-mnist":
-        return load_fashion_mnist()
-    import datasets
-
-    return datasets.load_dataset(args.dataset)
-
-
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -87,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoint_dir = Path(args.checkpoint_dir or f"runs/{name}")
 
     pipe = LatentDistillationPipeline.from_pretrained(args.pretrained)
-    splits = load_splits(args)
+    splits = load_image_classification(args.dataset)
     config = config_for_method(args.method, ipc=args.ipc, budget=args.budget, samples_per_class=args.samples_per_class,
                                resample=args.resample, iterations=args.iterations,
                                learning_rate=args.learning_rate, seed=args.seed)
@@ -95,8 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     train = dataset_to_tensors(splits["train"], resolution, pipe.vae.config.in_channels,
                                args.image_column, args.label_column)
     output = pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume)
-    dataset_id = FASHION_MNIST_HUB_ID if args.dataset == "fashion-mnist" else args.dataset
-    output.config["source_dataset"].update(id=dataset_id, fingerprint=splits["train"]._fingerprint)
+    output.config["source_dataset"].update(id=dataset_id(args.dataset), fingerprint=splits["train"]._fingerprint)
     summary = {"method": args.method, "ipc": args.ipc, "budget": args.budget,
                "samples_per_class": output.config["samples_per_class"],
                "distill_seconds": round(output.distill_seconds, 1)}

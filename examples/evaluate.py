@@ -22,10 +22,10 @@ from latent_distill import (
     dataset_to_tensors,
     evaluate_synthetic,
     list_networks,
-    load_fashion_mnist,
     random_subset,
     uint8_to_float,
 )
+from latent_distill.data import load_image_classification
 from latent_distill.evaluation import train_teacher
 
 
@@ -58,12 +58,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if distilled.images is None:
         raise SystemExit(f"{args.distilled} holds no images: decode or regenerate it first "
                          "(DistilledDataset.decode / regenerate).")
-    if args.dataset == "fashion-mnist":
-        splits = load_fashion_mnist()
-    else:
-        import datasets
-
-        splits = datasets.load_dataset(args.dataset)
+    splits = load_image_classification(args.dataset)
     channels, resolution = int(distilled.images.shape[1]), int(distilled.images.shape[-1])
     train = dataset_to_tensors(splits["train"], resolution, channels)
     test = dataset_to_tensors(splits["test"], resolution, channels)

@@ -23,9 +23,21 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from latent_distill.checkpointing import atomic_directory, atomic_write_json, load_state, save_state
-from latent_distill.data import dataset_to_tensors, fashion_mnist_tensors, uint8_to_float
-from latent_distill.default_models import DEFAULT_PIPELINE_PATH, build_fashion_mnist_autoencoder
+from latent_distill.checkpointing import (
+    atomic_directory,
+    atomic_write_json,
+    load_state,
+    save_state,
+)
+from latent_distill.data import (
+    dataset_to_tensors,
+    fashion_mnist_tensors,
+    uint8_to_float,
+)
+from latent_distill.default_models import (
+    DEFAULT_PIPELINE_PATH,
+    build_fashion_mnist_autoencoder,
+)
 from latent_distill.pipelines import LatentDistillationPipeline
 
 

@@ -15,14 +15,13 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
-
-import numpy as np
-import torch
-from PIL import Image as PILImage
+from typing import Optional, Union
 
 import datasets
+import numpy as np
+import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features
+from PIL import Image as PILImage
 
 FASHION_MNIST_DIR = Path(os.environ.get("LATENT_DISTILL_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 FASHION_MNIST_HUB_ID = "zalando-datasets/fashion_mnist"
@@ -96,6 +95,20 @@ def load_fashion_mnist(root: Union[str, Path, None] = None, hub_id: str = FASHIO
             features=features,
         )
     return DatasetDict(splits)
+
+
+DEFAULT_DATASET = "fashion-mnist"
+
+
+def load_image_classification(name: str = DEFAULT_DATASET) -> DatasetDict:
+    """Loads a dataset with train/test splits: ``"fashion-mnist"`` (offline default, see
+    :func:`load_fashion_mnist`) or any ``datasets.load_dataset`` id or local folder."""
+    return load_fashion_mnist() if name == DEFAULT_DATASET else datasets.load_dataset(name)
+
+
+def dataset_id(name: str) -> str:
+    """The Hub id recorded for a dataset name (the default's Hub copy for ``"fashion-mnist"``)."""
+    return FASHION_MNIST_HUB_ID if name == DEFAULT_DATASET else name
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,9 +306,3 @@ def fashion_mnist_tensors(split: str, root: Union[str, Path, None] = None) -> Im
         labels=torch.from_numpy(labels.astype(np.int64)),
         class_names=list(FASHION_MNIST_CLASSES),
     )
-
-
-def select_classes_present(labels: torch.Tensor, num_classes: int) -> Sequence[int]:
-    """Returns the classes with no sample (used to raise a clear error on empty classes)."""
-    counts = torch.bincount(labels, minlength=num_classes)
-    return [c for c in range(num_classes) if counts[c] == 0]

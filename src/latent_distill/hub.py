@@ -37,18 +37,28 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from accelerate import PartialState
-from huggingface_hub import CommitOperationAdd, DatasetCard, DatasetCardData, HfApi, snapshot_download
+from datasets import Array3D, ClassLabel, Features, List, Value
+from huggingface_hub import (
+    CommitOperationAdd,
+    DatasetCard,
+    DatasetCardData,
+    HfApi,
+    snapshot_download,
+)
 from PIL import Image as PILImage
 
-import datasets
-from datasets import Array3D, ClassLabel, Features, List, Value
-
-from .checkpointing import PathLike, atomic_directory, atomic_write_json, atomic_write_text
+from .checkpointing import (
+    PathLike,
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+)
 from .data import float_to_uint8
 
 SCHEMA_VERSION = 1

@@ -19,9 +19,8 @@ from functools import cached_property
 from typing import Callable, Iterator, Optional
 
 import torch
-from torch import nn
-
 from accelerate import PartialState
+from torch import nn
 
 from .codec import LatentCache, LatentCodec, tensor_fingerprint
 from .data import ImageClassificationTensors, float_to_uint8, uint8_to_float

@@ -29,9 +29,19 @@ import torch
 from accelerate import PartialState
 
 from ..seeding import derive_seed, generator_for
-from ..trajectories import ExpertBuffer, ExpertBufferError, expert_recipe, train_expert_trajectories
+from ..trajectories import (
+    ExpertBuffer,
+    ExpertBufferError,
+    expert_recipe,
+    train_expert_trajectories,
+)
 from .base import MatchingObjective, ObjectiveConfigError, register_objective
-from .student import FlatStudent, StudentPlan, constant_memory_gradients, unrolled_matching_loss
+from .student import (
+    FlatStudent,
+    StudentPlan,
+    constant_memory_gradients,
+    unrolled_matching_loss,
+)
 
 MEMORY_MODES = ("full", "tesla")
 LR_PARAMETRIZATIONS = ("plain", "log")
