@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from latent_distill.codec import CodecError, LatentCache, LatentCodec, tensor_fingerprint
+from latent_distill.codec import (
+    CodecError,
+    LatentCache,
+    LatentCodec,
+    tensor_fingerprint,
+)
 from latent_distill.data import uint8_to_float
 
 

@@ -1,6 +1,10 @@
 import pytest
 
-from latent_distill.config import BudgetError, DistillationConfig, samples_per_class_for_budget
+from latent_distill.config import (
+    BudgetError,
+    DistillationConfig,
+    samples_per_class_for_budget,
+)
 from latent_distill.presets import config_for_method, list_presets
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import make_image_dataset
 from datasets import Dataset, Features, Image, Value
 from PIL import Image as PILImage
 
@@ -12,8 +13,6 @@ from latent_distill.data import (
     float_to_uint8,
     uint8_to_float,
 )
-
-from conftest import make_image_dataset
 
 
 def test_columns_are_detected_by_feature_type(toy_dataset):

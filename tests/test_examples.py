@@ -5,10 +5,9 @@ import json
 from pathlib import Path
 
 import datasets
+from conftest import make_image_dataset
 
 from latent_distill import DistilledDataset, LatentDistillationPipeline
-
-from conftest import make_image_dataset
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
-import datasets
 from latent_distill import hub
 from latent_distill.hub import (
     CONFIG_FILE,

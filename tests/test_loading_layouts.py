@@ -3,11 +3,10 @@
 import json
 
 import torch
+from conftest import make_tiny_vae
 from diffusers import AutoencoderKL, DDIMScheduler, DiTTransformer2DModel
 
 from latent_distill import LatentDistillationPipeline
-
-from conftest import make_tiny_vae
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import make_image_dataset
 from safetensors.torch import save_file
 
 from latent_distill import LatentDistillationPipeline
@@ -27,9 +28,11 @@ from latent_distill.objectives.student import (
 )
 from latent_distill.presets import config_for_method
 from latent_distill.representations import LatentCodes, Pixels, RealPool
-from latent_distill.trajectories import ExpertBuffer, ExpertBufferError, train_expert_trajectories
-
-from conftest import make_image_dataset
+from latent_distill.trajectories import (
+    ExpertBuffer,
+    ExpertBufferError,
+    train_expert_trajectories,
+)
 
 TINY_NETWORK = {"width": 8}
 # Tiny MTT: 2 experts of 3 epochs (start epochs 0-1, targets 2 epochs later), 5 student steps.

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import make_image_dataset
 from datasets import DatasetDict
 
 from latent_distill import LatentDistillationPipeline
@@ -9,8 +10,6 @@ from latent_distill.codec import CodecError
 from latent_distill.config import BudgetError
 from latent_distill.data import DataError
 from latent_distill.presets import config_for_method
-
-from conftest import make_image_dataset
 
 
 def tiny_config(**overrides):

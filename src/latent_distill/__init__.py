@@ -2,6 +2,7 @@
 
 from .codec import LatentCache, LatentCodec
 from .config import BudgetError, DistillationConfig, samples_per_class_for_budget
+from .d3hr import D3HRConfig
 from .data import (
     FASHION_MNIST_HUB_ID,
     DataError,
@@ -24,7 +25,12 @@ from .evaluation import (
 from .hub import DistilledDataset
 from .networks import get_network, list_networks, register_network
 from .objectives import get_objective, register_objective
-from .pipelines import LatentDistillationOutput, LatentDistillationPipeline
+from .pipelines import (
+    D3HROutput,
+    D3HRPipeline,
+    LatentDistillationOutput,
+    LatentDistillationPipeline,
+)
 from .presets import config_for_method, list_presets
 from .representations import get_representation, register_representation
 
@@ -32,6 +38,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BudgetError",
+    "D3HRConfig",
+    "D3HROutput",
+    "D3HRPipeline",
     "DEFAULT_PIPELINE_PATH",
     "DataError",
     "DistillationConfig",

@@ -306,3 +306,62 @@ def fashion_mnist_tensors(split: str, root: Union[str, Path, None] = None) -> Im
         labels=torch.from_numpy(labels.astype(np.int64)),
         class_names=list(FASHION_MNIST_CLASSES),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# What a pipeline distils
+# ----------------------------------------------------------------------------------------------
+
+DatasetLike = Union[Dataset, DatasetDict, ImageClassificationTensors]
+
+
+def training_tensors(dataset: DatasetLike, resolution: int, channels: int, image_column: Optional[str] = None,
+                     label_column: Optional[str] = None) -> ImageClassificationTensors:
+    """Turns what a pipeline is given into checked training tensors.
+
+    Args:
+        dataset: a ``datasets.Dataset``, a ``DatasetDict`` (its ``train`` split is used) or
+            preprocessed :class:`ImageClassificationTensors`.
+        resolution: the working resolution (square).
+        channels: image channels the autoencoder takes.
+        image_column: name of the image column (detected when ``None``).
+        label_column: name of the label column (detected when ``None``).
+
+    Returns:
+        ``ImageClassificationTensors`` at ``resolution`` with ``channels`` channels.
+
+    Raises:
+        DataError: for a missing ``train`` split, a wrong size or channel count, or an empty class.
+    """
+    if isinstance(dataset, ImageClassificationTensors):
+        data = dataset
+    else:
+        if isinstance(dataset, DatasetDict):
+            if "train" not in dataset:
+                raise DataError(f"The DatasetDict has no 'train' split ({list(dataset)}): pass the split to distil.")
+            dataset = dataset["train"]
+        data = dataset_to_tensors(dataset, resolution=resolution, channels=channels,
+                                  image_column=image_column, label_column=label_column)
+    if data.images.shape[-1] != resolution or data.images.shape[-2] != resolution:
+        raise DataError(f"Images are {tuple(data.images.shape[-2:])}, not {resolution}x{resolution}: "
+                        "preprocess them with dataset_to_tensors(dataset, resolution=...).")
+    if data.images.shape[1] != channels:
+        raise DataError(f"Images have {data.images.shape[1]} channels but the autoencoder takes "
+                        f"{channels}: build the tensors with channels={channels}.")
+    counts = torch.bincount(data.labels, minlength=data.num_classes)
+    empty = [data.class_names[c] for c in range(data.num_classes) if counts[c] == 0]
+    if empty:
+        raise DataError(f"Classes {empty} have no training sample: remove them from the label set "
+                        "(dataset.filter / cast_column with fewer ClassLabel names) or add samples.")
+    return data
+
+
+def source_record(dataset: DatasetLike, data: ImageClassificationTensors) -> dict:
+    """What a distilled set records of its source data: id, fingerprint, version, sizes."""
+    source = {"id": None, "num_samples": len(data.labels), "num_classes": data.num_classes}
+    if isinstance(dataset, (Dataset, DatasetDict)):
+        split = dataset["train"] if isinstance(dataset, DatasetDict) else dataset
+        source.update(id=split.info.dataset_name, fingerprint=split._fingerprint,
+                      config_name=split.info.config_name,
+                      version=str(split.info.version) if split.info.version else None)
+    return source

@@ -59,3 +59,33 @@ def resolve_model_reference(reference: str) -> str:
     if reference.startswith(BUILTIN_PREFIX):
         return str(Path(__file__).parent / reference[len(BUILTIN_PREFIX):])
     return reference
+
+
+def fashion_mnist_transformer_config(num_classes: int = 10) -> dict:
+    """Returns the ``DiTTransformer2DModel`` config of the default class-conditional denoiser.
+
+    A DiT scaled to the default autoencoder's ``4x7x7`` latents: patch size 1 (49 tokens), six
+    ``ada_norm_zero`` blocks of width 128 (4 heads of 32), ``num_classes`` labels plus the null label
+    ``num_classes`` used for classifier-free guidance. It predicts the noise only (``out_channels``
+    equals the latent channels; DiT-XL/2's learned-sigma channels are not trained here).
+    """
+    return dict(
+        sample_size=7,
+        patch_size=1,
+        in_channels=4,
+        out_channels=4,
+        num_layers=6,
+        num_attention_heads=4,
+        attention_head_dim=32,
+        num_embeds_ada_norm=num_classes,
+        norm_type="ada_norm_zero",
+        norm_elementwise_affine=False,
+        norm_eps=1e-6,
+    )
+
+
+def build_fashion_mnist_transformer(num_classes: int = 10):
+    """Builds a freshly initialised default denoiser (``DiTTransformer2DModel``)."""
+    from diffusers import DiTTransformer2DModel
+
+    return DiTTransformer2DModel(**fashion_mnist_transformer_config(num_classes))

@@ -15,21 +15,23 @@ from typing import Any, Optional, Union
 
 import torch
 from accelerate import PartialState
-from datasets import Dataset, DatasetDict
 from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMixin
 
 from ..checkpointing import load_state, save_state
 from ..codec import LatentCache, LatentCodec
 from ..config import DistillationConfig, samples_per_class_for_budget
-from ..data import DataError, ImageClassificationTensors, dataset_to_tensors
+from ..data import (
+    DatasetLike,
+    ImageClassificationTensors,
+    source_record,
+    training_tensors,
+)
 from ..default_models import model_reference
 from ..distributed import GradientAllReduce, shard, sum_across_processes
 from ..objectives import build_augmentation, get_objective
 from ..representations import RealPool, get_representation
 from ..seeding import generator_for
 from .outputs import LatentDistillationOutput
-
-DatasetLike = Union[Dataset, DatasetDict, ImageClassificationTensors]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -95,30 +97,6 @@ class LatentDistillationPipeline(DiffusionPipeline):
     # helpers
     # ------------------------------------------------------------------------------------------
 
-    def _training_split(self, dataset: DatasetLike, resolution: int, image_column: Optional[str],
-                        label_column: Optional[str]) -> ImageClassificationTensors:
-        if isinstance(dataset, ImageClassificationTensors):
-            data = dataset
-        else:
-            if isinstance(dataset, DatasetDict):
-                if "train" not in dataset:
-                    raise DataError(f"The DatasetDict has no 'train' split ({list(dataset)}): pass the split to distil.")
-                dataset = dataset["train"]
-            data = dataset_to_tensors(dataset, resolution=resolution, channels=self.vae.config.in_channels,
-                                      image_column=image_column, label_column=label_column)
-        if data.images.shape[-1] != resolution or data.images.shape[-2] != resolution:
-            raise DataError(f"Images are {tuple(data.images.shape[-2:])}, not {resolution}x{resolution}: "
-                            "preprocess them with dataset_to_tensors(dataset, resolution=...).")
-        if data.images.shape[1] != self.vae.config.in_channels:
-            raise DataError(f"Images have {data.images.shape[1]} channels but the autoencoder takes "
-                            f"{self.vae.config.in_channels}: build the tensors with channels={self.vae.config.in_channels}.")
-        counts = torch.bincount(data.labels, minlength=data.num_classes)
-        empty = [data.class_names[c] for c in range(data.num_classes) if counts[c] == 0]
-        if empty:
-            raise DataError(f"Classes {empty} have no training sample: remove them from the label set "
-                            "(dataset.filter / cast_column with fewer ClassLabel names) or add samples.")
-        return data
-
     @staticmethod
     def _initial_samples(real: RealPool, per_class: int, init: str, seed: int,
                          sample_shape: tuple[int, ...]) -> torch.Tensor:
@@ -140,12 +118,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
 
     def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors,
                     per_class: int, sample_shape, dataset: DatasetLike) -> dict[str, Any]:
-        source = {"id": None, "num_samples": len(data.labels), "num_classes": data.num_classes}
-        if isinstance(dataset, (Dataset, DatasetDict)):
-            split = dataset["train"] if isinstance(dataset, DatasetDict) else dataset
-            source.update(id=split.info.dataset_name, fingerprint=split._fingerprint,
-                          config_name=split.info.config_name,
-                          version=str(split.info.version) if split.info.version else None)
+        source = source_record(dataset, data)
         record = {
             "ipc": config.ipc,
             "budget": config.budget,
@@ -203,7 +176,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
         codec = LatentCodec(self.vae, resolution, config.resample, config.encode_batch_size)
         self.vae.to(state.device).requires_grad_(False).eval()
 
-        data = self._training_split(dataset, resolution, image_column, label_column)
+        data = training_tensors(dataset, resolution, self.vae.config.in_channels, image_column, label_column)
         sample_shape = representation_cls.sample_shape(tuple(data.images.shape[1:]), codec)
         smallest = int(torch.bincount(data.labels, minlength=data.num_classes).min())
         per_class = samples_per_class_for_budget(config.ipc, config.budget, tuple(data.images.shape[1:]),

@@ -46,3 +46,45 @@ class LatentDistillationOutput(BaseOutput):
             config=self.config,
             evaluation=list(evaluation or []),
         )
+
+
+@dataclass
+class D3HROutput(BaseOutput):
+    """What a D3HR run returns.
+
+    Args:
+        images: regenerated images, ``uint8`` ``(N, C, H, W)``, ordered by class.
+        labels: int64 labels ``(N,)``.
+        latents: the regenerated clean latents ``(N, C, h, w)`` (a convenience copy: the set is
+            stored as ``gaussians``).
+        gaussians: the storable parameters: per-class ``mean`` and ``std`` ``(K, D)``, ``timestep``,
+            ``latent_shape``, and the seed, index and chunk size of each class's kept group, with the
+            ``ipc`` and ``seed`` they were chosen for.
+        class_names: names of the classes, indexed by label.
+        config: the run record (``ipc``, the :class:`~latent_distill.d3hr.config.D3HRConfig` under
+            ``distillation``, ``source_dataset``, ``models``).
+        distill_seconds: wall time of the run.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    latents: Optional[torch.Tensor] = None
+    gaussians: dict = field(default_factory=dict)
+    class_names: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    distill_seconds: float = 0.0
+
+    def to_distilled_dataset(self, evaluation: Optional[list] = None):
+        """Wraps the output as a :class:`~latent_distill.hub.DistilledDataset` (configs ``images``
+        and ``gaussians``; the storage counted is the Gaussians')."""
+        from ..hub import DistilledDataset
+
+        return DistilledDataset(
+            method="d3hr",
+            class_names=list(self.class_names),
+            labels=self.labels,
+            images=self.images,
+            gaussians=self.gaussians,
+            config=self.config,
+            evaluation=list(evaluation or []),
+        )

@@ -1,0 +1,328 @@
+"""``D3HRPipeline``: distillation by DDIM inversion, per-class Gaussians and group sampling (seed 002).
+
+1. ``fit()``: encode the real images, DDIM-invert their latents (class-conditional, guided) to a
+   chosen depth, and fold them into per-class diagonal Gaussians in one streamed pass; classes are
+   shared out over processes and the moments summed.
+2. ``select()``: per class, score ``m`` candidate groups of ``ipc`` Gaussian draws and keep the
+   most representative (``latent_distill.d3hr.group_sampling``).
+3. ``sample()``: regenerate the kept draws with deterministic DDIM and decode them.
+
+What is stored is the Gaussians (mean and std per class, the timestep) plus the seed and index of
+each kept group: ``sample(ipc=k, seed=s)`` regenerates the same set for the same ``(k, s)``, and a
+set of any other size from the same parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMixin
+
+from ..checkpointing import load_state, save_state
+from ..codec import LatentCache, LatentCodec
+from ..d3hr.config import D3HRConfig
+from ..d3hr.ddim import (
+    ddim_invert,
+    ddim_regenerate,
+    ddim_schedulers,
+    ddpm_noise,
+    inversion_timestep,
+)
+from ..d3hr.denoiser import GuidedDenoiser
+from ..d3hr.gaussians import ClassGaussians, GaussianAccumulator
+from ..d3hr.group_sampling import redraw_group, select_group
+from ..data import (
+    DatasetLike,
+    ImageClassificationTensors,
+    float_to_uint8,
+    source_record,
+    training_tensors,
+)
+from ..default_models import model_reference
+from ..distributed import shard
+from ..representations import get_representation
+from ..seeding import generator_for
+from .outputs import D3HROutput
+
+
+class D3HRPipeline(DiffusionPipeline):
+    """D3HR with a class-conditional latent diffusion model.
+
+    Args:
+        vae: the ``AutoencoderKL`` whose latent space the denoiser works in.
+        transformer: a class-conditional ``DiTTransformer2DModel`` (learned-sigma output channels
+            are split off; the null label is ``num_embeds_ada_norm``).
+        scheduler: its scheduler; DDIM sampling and inversion schedulers are derived from its config.
+    """
+
+    model_cpu_offload_seq = "transformer->vae"
+
+    def __init__(self, vae: AutoencoderKL, transformer: ModelMixin, scheduler: SchedulerMixin) -> None:
+        super().__init__()
+        self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler)
+        self.gaussians: Optional[ClassGaussians] = None
+        self.fit_record: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # pieces
+    # ------------------------------------------------------------------------------------------
+
+    def _codec(self, config: D3HRConfig) -> LatentCodec:
+        resolution = config.resolution or int(self.vae.config.sample_size)
+        return LatentCodec(self.vae.eval().requires_grad_(False), resolution, batch_size=config.batch_size)
+
+    def _denoiser(self, config: D3HRConfig) -> GuidedDenoiser:
+        self.transformer.eval().requires_grad_(False)
+        return GuidedDenoiser(self.transformer, config.guidance_scale)
+
+    def invert(self, latents: torch.Tensor, labels: torch.Tensor, config: Optional[D3HRConfig] = None,
+               batch_index: int = 0) -> torch.Tensor:
+        """Brings clean latents to the fitting depth: DDIM inversion, or DDPM forward noising.
+
+        Args:
+            latents: ``(B, C, h, w)`` scaled clean latents.
+            labels: int64 ``(B,)`` labels.
+            config: run configuration (its ``noising``, ``inversion_steps``, grid, guidance).
+            batch_index: index of the batch within its class; keys the noise of DDPM noising with
+                the class (unused by DDIM inversion).
+
+        Returns:
+            Latents at the inversion timestep, float32 on the CPU.
+        """
+        config = config or D3HRConfig()
+        denoiser = self._denoiser(config)
+        denoiser.check_latents(latents)
+        denoiser.check_labels(labels)
+        sampler, inverter = ddim_schedulers(self.scheduler, config.num_inference_steps)
+        if config.noising == "ddpm":
+            timestep = inversion_timestep(inverter, config.inversion_steps)
+            generator = generator_for(config.seed, "ddpm-noise", int(labels[0]) if len(labels) else 0, batch_index)
+            return ddpm_noise(sampler, latents, timestep, generator)
+        return ddim_invert(denoiser, inverter, latents, labels, config.inversion_steps).cpu()
+
+    def _fit_subset(self, data: ImageClassificationTensors, config: D3HRConfig) -> ImageClassificationTensors:
+        """At most ``max_samples_per_class`` rows per class (a seeded choice), in class order."""
+        if config.max_samples_per_class is None:
+            return data
+        picks = [rows[torch.randperm(len(rows), generator=generator_for(config.seed, "d3hr-fit", c))
+                      [: config.max_samples_per_class]].sort().values
+                 for c, rows in enumerate(data.indices_by_class())]
+        index = torch.cat(picks)
+        return ImageClassificationTensors(data.images[index], data.labels[index], data.class_names)
+
+    def fit(self, dataset: DatasetLike, config: Optional[D3HRConfig] = None, *, image_column: Optional[str] = None,
+            label_column: Optional[str] = None, cache_dir: Optional[Union[str, Path]] = None,
+            checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False) -> ClassGaussians:
+        """Fits the per-class Gaussians of the inverted training latents (and keeps them on the pipeline).
+
+        Args:
+            dataset: a ``datasets.Dataset``, a ``DatasetDict`` (its ``train`` split) or tensors.
+            config: run configuration.
+            image_column: name of the image column (detected when ``None``).
+            label_column: name of the label column (detected when ``None``).
+            cache_dir: latent cache folder (encodings are reused across runs).
+            checkpoint_dir: where each process saves its fitting state after every class.
+            resume: continue from that state, skipping finished classes.
+
+        Returns:
+            The fitted :class:`~latent_distill.d3hr.gaussians.ClassGaussians`.
+        """
+        config = config or D3HRConfig()
+        state = PartialState()
+        codec = self._codec(config)
+        data = training_tensors(dataset, codec.resolution, codec.image_channels, image_column, label_column)
+        denoiser = self._denoiser(config)
+        if data.num_classes > denoiser.num_classes:
+            denoiser.check_labels(torch.tensor([data.num_classes - 1]))
+        subset = self._fit_subset(data, config)
+        real = get_representation("latent").real_pool(subset, codec, LatentCache(cache_dir),
+                                                       progress=lambda it: self.progress_bar(it))
+        denoiser.check_latents(real.samples[:1])
+        accumulator = GaussianAccumulator(data.num_classes, real.samples[0].numel())
+        checkpoint = Path(checkpoint_dir) / f"d3hr-fit-{state.process_index}.pt" if checkpoint_dir else None
+        done: list[int] = []
+        if resume and checkpoint is not None and checkpoint.exists():
+            saved = load_state(checkpoint)
+            if saved["fit_key"] != config.fit_key():
+                raise ValueError(f"The fitting state in {checkpoint_dir} was written with other settings: resume with "
+                                 "the same inversion settings, or use a new checkpoint_dir.")
+            accumulator.load_state_dict(saved["accumulator"])
+            done = saved["done"]
+        classes = [c for c in shard(list(range(data.num_classes)), state) if c not in done]
+        batches = [(c, k, rows) for c in classes for k, rows in enumerate(real.by_class[c].split(config.batch_size))]
+        progress = self.progress_bar(total=len(batches))
+        for batch_index, (class_index, class_batch, rows) in enumerate(batches):
+            inverted = self.invert(real.gather(rows), real.labels[rows], config, class_batch)
+            accumulator.update(inverted, real.labels[rows])
+            progress.update(1)
+            last_of_class = batch_index + 1 == len(batches) or batches[batch_index + 1][0] != class_index
+            if last_of_class:
+                done.append(class_index)
+                if checkpoint is not None and config.checkpoint_every_class:
+                    save_state(checkpoint, fit_key=config.fit_key(), accumulator=accumulator.state_dict(), done=done)
+        progress.close()
+        if state.num_processes > 1:
+            for tensor in accumulator.state_dict().values():
+                torch.distributed.all_reduce(tensor)
+        _, inverter = ddim_schedulers(self.scheduler, config.num_inference_steps)
+        self.gaussians = accumulator.finalize()
+        self.fit_record = {
+            "timestep": inversion_timestep(inverter, config.inversion_steps),
+            "latent_shape": list(real.samples.shape[1:]),
+            "class_names": list(data.class_names),
+            "image_shape": list(data.images.shape[1:]),
+            "fit_samples_per_class": self.gaussians.counts.tolist(),
+            "source_dataset": source_record(dataset, data),
+            "fit_config": config.to_dict(),
+        }
+        return self.gaussians
+
+    # ------------------------------------------------------------------------------------------
+    # selection and regeneration
+    # ------------------------------------------------------------------------------------------
+
+    def _require_fit(self) -> ClassGaussians:
+        if self.gaussians is None:
+            raise RuntimeError("No Gaussians: call fit(dataset) first, or load_gaussians(...) from a distilled set.")
+        return self.gaussians
+
+    def load_gaussians(self, gaussians: dict, class_names: list[str]) -> None:
+        """Installs stored Gaussians (a distilled set's ``gaussians`` entry) so ``sample()`` can run."""
+        mean = torch.as_tensor(gaussians["mean"]).float()
+        self.gaussians = ClassGaussians(mean=mean, std=torch.as_tensor(gaussians["std"]).float(),
+                                        counts=torch.as_tensor(gaussians.get("fit_samples_per_class",
+                                                                             [0] * len(mean))))
+        self.fit_record = {"timestep": int(gaussians["timestep"]), "latent_shape": list(gaussians["latent_shape"]),
+                           "class_names": list(class_names),
+                           "fit_config": dict(gaussians.get("fit_config", {}))}
+
+    def _kept_draws(self, config: D3HRConfig, classes: list[int], stored: Optional[dict]) -> dict[int, dict]:
+        """Per class: the kept group's draws and how to find it again (stored, or searched)."""
+        gaussians = self._require_fit()
+        dim = gaussians.mean.shape[1]
+        kept = {}
+        for class_index in classes:
+            if stored is not None and stored.get("ipc") == config.ipc and stored.get("seed") == config.seed:
+                seed_of_chunk = int(stored["group_seeds"][class_index])
+                index = int(stored["group_indices"][class_index])
+                count = int(stored["chunk_counts"][class_index])
+                draws = redraw_group(seed_of_chunk, index, count, config.ipc, dim)
+                kept[class_index] = {"draws": draws, "chunk_seed": seed_of_chunk, "index": index,
+                                     "chunk_count": count, "score": None}
+                continue
+            choice = select_group(gaussians.std[class_index], config.ipc, config.num_candidates, config.seed,
+                                  class_index, config.weights, config.skew, config.max_chunk_bytes)
+            kept[class_index] = {"draws": choice.draws, "chunk_seed": choice.chunk_seed, "index": choice.index,
+                                 "chunk_count": choice.chunk_count, "score": choice.score}
+        return kept
+
+    def sample(self, ipc: Optional[int] = None, seed: Optional[int] = None, config: Optional[D3HRConfig] = None,
+               stored_groups: Optional[dict] = None, return_dict: bool = True):
+        """Selects a representative group per class and regenerates it into images.
+
+        Args:
+            ipc: images per class (overrides ``config.ipc``).
+            seed: seed of the group search (overrides ``config.seed``).
+            config: run configuration (guidance, grid and search settings).
+            stored_groups: a stored ``gaussians`` entry; when its ``ipc`` and ``seed`` match, the kept
+                groups are redrawn from their seeds instead of searched.
+            return_dict: return a :class:`D3HROutput` (else a tuple).
+
+        Returns:
+            :class:`D3HROutput` with images, clean latents, labels and the storable Gaussians.
+        """
+        started = time.time()
+        config = (config or D3HRConfig()).replace(**{k: v for k, v in (("ipc", ipc), ("seed", seed)) if v is not None})
+        state = PartialState()
+        gaussians = self._require_fit()
+        denoiser = self._denoiser(config)
+        codec = self._codec(config)
+        sampler, _ = ddim_schedulers(self.scheduler, config.num_inference_steps)
+        timestep = int(self.fit_record["timestep"])
+        latent_shape = tuple(self.fit_record["latent_shape"])
+        local = []
+        classes = shard(list(range(gaussians.num_classes)), state)
+        kept = self._kept_draws(config, classes, stored_groups)
+        for class_index in self.progress_bar(classes):
+            noisy = gaussians.mean[class_index] + gaussians.std[class_index] * kept[class_index]["draws"]
+            labels = torch.full((config.ipc,), class_index, dtype=torch.long)
+            clean = torch.cat([ddim_regenerate(denoiser, sampler, chunk.reshape(-1, *latent_shape), labels[: len(chunk)],
+                                               timestep).cpu() for chunk in noisy.split(config.batch_size)])
+            local.append((class_index, clean, {k: v for k, v in kept[class_index].items() if k != "draws"}))
+        everything = sorted(gather_object(local) if state.num_processes > 1 else local, key=lambda item: item[0])
+        latents = torch.cat([clean for _, clean, _ in everything])
+        labels = torch.arange(gaussians.num_classes).repeat_interleave(config.ipc)
+        images = float_to_uint8(codec.decode(latents))
+        groups = [info for _, _, info in everything]
+        stored = {
+            "mean": gaussians.mean, "std": gaussians.std, "latent_shape": list(latent_shape), "timestep": timestep,
+            "group_seeds": [g["chunk_seed"] for g in groups], "group_indices": [g["index"] for g in groups],
+            "chunk_counts": [g["chunk_count"] for g in groups], "ipc": config.ipc, "seed": config.seed,
+            "group_scores": [g["score"] for g in groups],
+            "fit_samples_per_class": gaussians.counts.tolist(),
+            "fit_config": self.fit_record.get("fit_config", {}),
+        }
+        output = D3HROutput(images=images, labels=labels, latents=latents, gaussians=stored,
+                            class_names=list(self.fit_record["class_names"]),
+                            config=self._run_record(config), distill_seconds=time.time() - started)
+        return output if return_dict else (output.images, output.labels, output.gaussians)
+
+    def _model_reference(self, subfolder: str, module: torch.nn.Module) -> dict[str, Any]:
+        if self.config.get("_name_or_path"):
+            return {"path": model_reference(self.config["_name_or_path"]), "subfolder": subfolder, "revision": None}
+        return {"path": model_reference(getattr(module.config, "_name_or_path", None)), "subfolder": None,
+                "revision": None}
+
+    def _run_record(self, config: D3HRConfig) -> dict[str, Any]:
+        return {
+            "ipc": config.ipc,
+            "budget": "count",
+            "samples_per_class": config.ipc,
+            "image_shape": self.fit_record.get("image_shape"),
+            "sample_shape": list(self.fit_record["latent_shape"]),
+            "distillation": {**config.to_dict(), "method_name": config.method_name},
+            "source_dataset": self.fit_record.get("source_dataset", {}),
+            "models": {"vae": self._model_reference("vae", self.vae),
+                       "transformer": self._model_reference("transformer", self.transformer)},
+        }
+
+    def __call__(self, dataset: DatasetLike, config: Optional[D3HRConfig] = None, *,
+                 image_column: Optional[str] = None, label_column: Optional[str] = None,
+                 cache_dir: Optional[Union[str, Path]] = None, checkpoint_dir: Optional[Union[str, Path]] = None,
+                 resume: bool = False, return_dict: bool = True, **config_overrides: Any):
+        """Fits the Gaussians of ``dataset`` and regenerates ``config.ipc`` images per class.
+
+        Args:
+            dataset: the training data (see :meth:`fit`).
+            config: run configuration; keyword arguments override its fields.
+            image_column: name of the image column (detected when ``None``).
+            label_column: name of the label column (detected when ``None``).
+            cache_dir: latent cache folder.
+            checkpoint_dir: fitting checkpoints (one per process, after every class).
+            resume: continue a fit from ``checkpoint_dir``.
+            return_dict: return a :class:`D3HROutput` (else a tuple).
+
+        Returns:
+            :class:`D3HROutput`.
+
+        Examples:
+            ```py
+            >>> from latent_distill import D3HRPipeline, DEFAULT_PIPELINE_PATH, load_fashion_mnist
+            >>> pipe = D3HRPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)
+            >>> out = pipe(load_fashion_mnist()["train"], ipc=10, max_samples_per_class=500)
+            >>> out.images.shape
+            torch.Size([100, 1, 28, 28])
+            ```
+        """
+        started = time.time()
+        config = (config or D3HRConfig()).replace(**config_overrides)
+        self.fit(dataset, config, image_column=image_column, label_column=label_column, cache_dir=cache_dir,
+                 checkpoint_dir=checkpoint_dir, resume=resume)
+        output = self.sample(config=config)
+        output.distill_seconds = time.time() - started
+        return output if return_dict else (output.images, output.labels, output.gaussians)
