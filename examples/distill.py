@@ -6,6 +6,7 @@ ConvNet-3 trained on its decoded images is compared with a random real subset of
 
     accelerate launch examples/distill.py
     accelerate launch examples/distill.py --method pixel-dm --ipc 1 --iterations 500
+    accelerate launch examples/distill.py --method d3hr --ipc 10 --max_samples_per_class 1000
     accelerate launch examples/distill.py --dataset org/my-images --pretrained org/my-vae-pipeline
 """
 
@@ -21,8 +22,11 @@ from accelerate import PartialState
 
 from latent_distill import (
     DEFAULT_PIPELINE_PATH,
+    D3HRConfig,
+    D3HRPipeline,
     HardLabelProtocol,
     LatentDistillationPipeline,
+    SoftLabelProtocol,
     config_for_method,
     dataset_to_tensors,
     evaluate_synthetic,
@@ -31,11 +35,12 @@ from latent_distill import (
     uint8_to_float,
 )
 from latent_distill.data import dataset_id, load_image_classification
+from latent_distill.evaluation import train_teacher
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", default="latent-dm", choices=list_presets())
+    parser.add_argument("--method", default="latent-dm", choices=[*list_presets(), "d3hr"])
     parser.add_argument("--dataset", default="fashion-mnist",
                         help="'fashion-mnist' (offline default), a Hub dataset id or a local dataset folder")
     parser.add_argument("--image_column", default=None)
@@ -49,13 +54,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--learning_rate", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    d3hr = parser.add_argument_group("d3hr")
+    d3hr.add_argument("--num_candidates", type=int, default=100_000, help="candidate groups scored per class")
+    d3hr.add_argument("--inversion_steps", type=int, default=31)
+    d3hr.add_argument("--num_inference_steps", type=int, default=50)
+    d3hr.add_argument("--guidance_scale", type=float, default=None, help="default: D3HRConfig's")
+    d3hr.add_argument("--max_samples_per_class", type=int, default=None,
+                      help="fit each class's Gaussian on at most this many images (inversion is the costly part)")
     parser.add_argument("--output_dir", default=None, help="default: outputs/<dataset>-<method>-ipc<N>")
     parser.add_argument("--cache_dir", default="runs/latent-cache")
     parser.add_argument("--checkpoint_dir", default=None, help="default: runs/<output name>")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--eval_runs", type=int, default=3)
     parser.add_argument("--eval_epochs", type=int, default=300)
-    parser.add_argument("--eval_augmentation", default="dsa", choices=["dsa", "dsa_cutmix", "none"])
+    parser.add_argument("--eval_protocol", default=None, choices=["hard", "soft"],
+                        help="default: the method's own (soft labels for d3hr, hard labels otherwise)")
+    parser.add_argument("--eval_augmentation", default="dsa", choices=["dsa", "dsa_cutmix", "none"],
+                        help="augmentation of the hard-label protocol")
+    parser.add_argument("--teacher_epochs", type=int, default=30, help="soft-label protocol: teacher training epochs")
     parser.add_argument("--eval_compile", action=argparse.BooleanOptionalAction, default=True,
                         help="torch.compile the evaluation networks (about 2x faster on CPU; needs a C++ compiler)")
     parser.add_argument("--no_eval", action="store_true")
@@ -69,6 +85,43 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def distil_gradient(args: argparse.Namespace, pipe: LatentDistillationPipeline, train, checkpoint_dir: Path):
+    """LatentDD and the pixel baselines: a :class:`LatentDistillationPipeline` run of a preset."""
+    config = config_for_method(args.method, ipc=args.ipc, budget=args.budget, samples_per_class=args.samples_per_class,
+                               resample=args.resample, iterations=args.iterations,
+                               learning_rate=args.learning_rate, seed=args.seed)
+    return pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume)
+
+
+def distil_d3hr(args: argparse.Namespace, pipe: LatentDistillationPipeline, train, checkpoint_dir: Path):
+    """D3HR: a :class:`D3HRPipeline` run (IPC images per class; the set is stored as Gaussians)."""
+    if pipe.transformer is None or pipe.scheduler is None:
+        raise SystemExit(f"{args.pretrained} holds no class-conditional denoiser (transformer/ and scheduler/): "
+                         "D3HR needs one; train it with examples/train_latent_diffusion.py --pipeline_dir ...")
+    pipe = D3HRPipeline.from_pipe(pipe)
+    overrides = {"guidance_scale": args.guidance_scale} if args.guidance_scale is not None else {}
+    config = D3HRConfig(ipc=args.ipc, num_candidates=args.num_candidates, inversion_steps=args.inversion_steps,
+                        num_inference_steps=args.num_inference_steps, max_samples_per_class=args.max_samples_per_class,
+                        seed=args.seed, **overrides)
+    return pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume)
+
+
+DISTILLERS = {"d3hr": distil_d3hr}
+"""Methods with their own pipeline; every other method is a gradient-based preset."""
+
+SOFT_LABEL_METHODS = {"d3hr"}
+
+
+def evaluation_protocol(args: argparse.Namespace, train):
+    """The protocol (and teacher) of the evaluation: the method's own unless ``--eval_protocol`` says."""
+    kind = args.eval_protocol or ("soft" if args.method in SOFT_LABEL_METHODS else "hard")
+    if kind == "hard":
+        return HardLabelProtocol(epochs=args.eval_epochs, augmentation=args.eval_augmentation), None
+    teacher = train_teacher(train, epochs=args.teacher_epochs, seed=args.seed, cache_dir=Path(args.cache_dir) / "teachers",
+                            torch_compile=args.eval_compile)
+    return SoftLabelProtocol(epochs=args.eval_epochs), teacher
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     state = PartialState()
@@ -76,37 +129,33 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = Path(args.output_dir or f"outputs/{name}")
     checkpoint_dir = Path(args.checkpoint_dir or f"runs/{name}")
 
-    pipe = LatentDistillationPipeline.from_pretrained(args.pretrained)
     splits = load_image_classification(args.dataset)
-    config = config_for_method(args.method, ipc=args.ipc, budget=args.budget, samples_per_class=args.samples_per_class,
-                               resample=args.resample, iterations=args.iterations,
-                               learning_rate=args.learning_rate, seed=args.seed)
-    resolution = config.resolution or int(pipe.vae.config.sample_size)
-    train = dataset_to_tensors(splits["train"], resolution, pipe.vae.config.in_channels,
-                               args.image_column, args.label_column)
-    output = pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume)
+    pipe = LatentDistillationPipeline.from_pretrained(args.pretrained)
+    resolution, channels = int(pipe.vae.config.sample_size), int(pipe.vae.config.in_channels)
+    train = dataset_to_tensors(splits["train"], resolution, channels, args.image_column, args.label_column)
+    output = DISTILLERS.get(args.method, distil_gradient)(args, pipe, train, checkpoint_dir)
     output.config["source_dataset"].update(id=dataset_id(args.dataset), fingerprint=splits["train"]._fingerprint)
-    summary = {"method": args.method, "ipc": args.ipc, "budget": args.budget,
+    summary = {"method": args.method, "ipc": args.ipc, "budget": output.config["budget"],
                "samples_per_class": output.config["samples_per_class"],
                "distill_seconds": round(output.distill_seconds, 1)}
 
     evaluation = []
     if not args.no_eval and state.is_main_process:
-        test = dataset_to_tensors(splits["test"], resolution, pipe.vae.config.in_channels,
-                                  args.image_column, args.label_column)
-        protocol = HardLabelProtocol(epochs=args.eval_epochs, augmentation=args.eval_augmentation)
+        test = dataset_to_tensors(splits["test"], resolution, channels, args.image_column, args.label_column)
+        protocol, teacher = evaluation_protocol(args, train)
         started = time.time()
-        distilled = evaluate_synthetic(uint8_to_float(output.images), output.labels, test, protocol,
+        distilled = evaluate_synthetic(uint8_to_float(output.images), output.labels, test, protocol, teacher=teacher,
                                        runs=args.eval_runs, seed=args.seed, torch_compile=args.eval_compile)
         subset_images, subset_labels = random_subset(train, args.ipc, seed=args.seed)
-        reference = evaluate_synthetic(subset_images, subset_labels, test, protocol,
+        reference = evaluate_synthetic(subset_images, subset_labels, test, protocol, teacher=teacher,
                                        runs=args.eval_runs, seed=args.seed, torch_compile=args.eval_compile)
+        same_storage = "same storage" if output.config["budget"] == "storage" else "same count"
         evaluation = [
             distilled.to_row(method=args.method, samples_per_class=summary["samples_per_class"]),
-            reference.to_row(reference="random subset, same storage", samples_per_class=args.ipc),
+            reference.to_row(reference=f"random subset, {same_storage}", samples_per_class=args.ipc),
         ]
-        summary.update(accuracy=f"{distilled.acc_mean:.2f} ± {distilled.acc_std:.2f}",
-                       random_subset_same_storage=f"{reference.acc_mean:.2f} ± {reference.acc_std:.2f}",
+        summary.update(protocol=protocol.kind, accuracy=f"{distilled.acc_mean:.2f} ± {distilled.acc_std:.2f}",
+                       random_subset=f"{reference.acc_mean:.2f} ± {reference.acc_std:.2f}",
                        eval_seconds=round(time.time() - started, 1))
 
     if state.is_main_process:

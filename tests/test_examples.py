@@ -33,7 +33,7 @@ def test_distill_example_writes_an_evaluated_hub_folder(tiny_vae, tmp_path):
         "--checkpoint_dir", str(tmp_path / "ckpt"),
     ])
     assert summary["samples_per_class"] == 4
-    assert "random_subset_same_storage" in summary and "accuracy" in summary
+    assert "random_subset" in summary and "accuracy" in summary
     rows = datasets.load_dataset(str(tmp_path / "out"), "images", split="train")
     assert len(rows) == 8
     restored = DistilledDataset.from_pretrained(tmp_path / "out")
@@ -50,3 +50,37 @@ def test_distill_example_writes_an_evaluated_hub_folder(tiny_vae, tmp_path):
         "latent-dm", "random subset, same storage", "random subset, same count"] * 2
     assert [row["samples_per_class"] for row in rows[:3]] == [4, 1, 4]
     assert all(0.0 <= row["acc_mean"] <= 100.0 for row in rows)
+
+
+def test_distill_example_runs_d3hr_with_the_soft_label_protocol(tmp_path):
+    from conftest import make_dit_scheduler, make_tiny_dit, make_tiny_vae
+
+    LatentDistillationPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(num_classes=2),
+                               scheduler=make_dit_scheduler()).save_pretrained(tmp_path / "pipeline")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    make_image_dataset(num_per_class=6, seed=0).to_parquet(str(data_dir / "train.parquet"))
+    make_image_dataset(num_per_class=3, seed=1).to_parquet(str(data_dir / "test.parquet"))
+    summary = load_example("distill").main([
+        "--method", "d3hr", "--pretrained", str(tmp_path / "pipeline"), "--dataset", str(data_dir), "--ipc", "2",
+        "--num_candidates", "16", "--inversion_steps", "3", "--num_inference_steps", "5",
+        "--eval_epochs", "2", "--eval_runs", "1", "--teacher_epochs", "1", "--no-eval_compile",
+        "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache"),
+    ])
+    assert summary["protocol"] == "soft" and summary["samples_per_class"] == 2 and summary["budget"] == "count"
+    restored = DistilledDataset.from_pretrained(tmp_path / "out")
+    assert restored.method == "d3hr" and restored.stored_representation == "gaussians"
+    assert len(datasets.load_dataset(str(tmp_path / "out"), "images", split="train")) == 4
+
+
+def test_distill_example_explains_a_missing_denoiser(tiny_vae, tmp_path):
+    import pytest
+
+    LatentDistillationPipeline(vae=tiny_vae).save_pretrained(tmp_path / "pipeline")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    make_image_dataset(num_per_class=3).to_parquet(str(data_dir / "train.parquet"))
+    make_image_dataset(num_per_class=3).to_parquet(str(data_dir / "test.parquet"))
+    with pytest.raises(SystemExit, match="no class-conditional denoiser"):
+        load_example("distill").main(["--method", "d3hr", "--pretrained", str(tmp_path / "pipeline"),
+                                      "--dataset", str(data_dir), "--no_eval", "--output_dir", str(tmp_path / "o")])

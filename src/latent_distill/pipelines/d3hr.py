@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
-from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMixin
+from diffusers import AutoencoderKL, DiffusionPipeline, DiTTransformer2DModel, SchedulerMixin
 
 from ..checkpointing import load_state, save_state
 from ..codec import LatentCache, LatentCodec
@@ -62,7 +62,7 @@ class D3HRPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "transformer->vae"
 
-    def __init__(self, vae: AutoencoderKL, transformer: ModelMixin, scheduler: SchedulerMixin) -> None:
+    def __init__(self, vae: AutoencoderKL, transformer: DiTTransformer2DModel, scheduler: SchedulerMixin) -> None:
         super().__init__()
         self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler)
         self.gaussians: Optional[ClassGaussians] = None
