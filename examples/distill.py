@@ -71,7 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="default: the method's own (soft labels for d3hr, hard labels otherwise)")
     parser.add_argument("--eval_augmentation", default="dsa", choices=["dsa", "dsa_cutmix", "none"],
                         help="augmentation of the hard-label protocol")
-    parser.add_argument("--teacher_epochs", type=int, default=30, help="soft-label protocol: teacher training epochs")
+    parser.add_argument("--teacher_epochs", type=int, default=10, help="soft-label protocol: teacher training epochs")
+    parser.add_argument("--teacher_cache_dir", default="runs/teachers", help="soft-label protocol: cached teachers")
     parser.add_argument("--eval_compile", action=argparse.BooleanOptionalAction, default=True,
                         help="torch.compile the evaluation networks (about 2x faster on CPU; needs a C++ compiler)")
     parser.add_argument("--no_eval", action="store_true")
@@ -117,7 +118,7 @@ def evaluation_protocol(args: argparse.Namespace, train):
     kind = args.eval_protocol or ("soft" if args.method in SOFT_LABEL_METHODS else "hard")
     if kind == "hard":
         return HardLabelProtocol(epochs=args.eval_epochs, augmentation=args.eval_augmentation), None
-    teacher = train_teacher(train, epochs=args.teacher_epochs, seed=args.seed, cache_dir=Path(args.cache_dir) / "teachers",
+    teacher = train_teacher(train, epochs=args.teacher_epochs, seed=args.seed, cache_dir=args.teacher_cache_dir,
                             torch_compile=args.eval_compile)
     return SoftLabelProtocol(epochs=args.eval_epochs), teacher
 

@@ -58,6 +58,15 @@ def test_inversion_then_regeneration_returns_near_the_start():
         assert round_trip(1000, guidance_scale)[1] < 0.5 * round_trip(50, guidance_scale)[1]
 
 
+def test_inversion_continues_in_stages():
+    denoiser = GuidedDenoiser(make_tiny_dit(num_classes=2), guidance_scale=2.0)
+    _, inverter = ddim_schedulers(make_dit_scheduler(), 20)
+    start, labels = torch.randn(2, 4, 7, 7), torch.tensor([0, 1])
+    halfway = ddim_invert(denoiser, inverter, start, labels, steps=4)
+    staged = ddim_invert(denoiser, inverter, halfway, labels, steps=9, start_step=4)
+    torch.testing.assert_close(staged, ddim_invert(denoiser, inverter, start, labels, steps=9))
+
+
 def test_inversion_depth_is_checked_against_the_grid():
     _, inverter = ddim_schedulers(make_dit_scheduler(), 50)
     assert inversion_timestep(inverter, 31) == 600  # D3HR's default depth
@@ -232,3 +241,10 @@ def test_d3hr_pipeline_loads_a_dit_xl_style_repo(tmp_path):
     assert isinstance(pipe.transformer, DiTTransformer2DModel) and pipe.transformer.config.out_channels == 8
     out = pipe(make_image_dataset(num_per_class=4), **FAST, ipc=2)
     assert out.latents.shape == (4, 4, 7, 7)
+
+
+def test_group_choice_does_not_depend_on_worker_threads():
+    sigma = torch.rand(30) + 0.5
+    one = select_group(sigma, ipc=5, num_candidates=2000, seed=1, class_index=0, max_chunk_bytes=8192, workers=1)
+    two = select_group(sigma, ipc=5, num_candidates=2000, seed=1, class_index=0, max_chunk_bytes=8192, workers=2)
+    assert torch.equal(one.draws, two.draws) and one.score == two.score

@@ -64,7 +64,7 @@ def test_distill_example_runs_d3hr_with_the_soft_label_protocol(tmp_path):
     summary = load_example("distill").main([
         "--method", "d3hr", "--pretrained", str(tmp_path / "pipeline"), "--dataset", str(data_dir), "--ipc", "2",
         "--num_candidates", "16", "--inversion_steps", "3", "--num_inference_steps", "5",
-        "--eval_epochs", "2", "--eval_runs", "1", "--teacher_epochs", "1", "--no-eval_compile",
+        "--eval_epochs", "2", "--eval_runs", "1", "--teacher_epochs", "1", "--no-eval_compile", "--teacher_cache_dir", str(tmp_path / "teachers"),
         "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache"),
     ])
     assert summary["protocol"] == "soft" and summary["samples_per_class"] == 2 and summary["budget"] == "count"

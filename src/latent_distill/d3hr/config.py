@@ -53,7 +53,7 @@ class D3HRConfig:
     max_samples_per_class: Optional[int] = None
     resolution: Optional[int] = None
     batch_size: int = 500
-    max_chunk_bytes: int = 64 * 2**20
+    max_chunk_bytes: int = 2 * 2**20
     seed: int = 0
     checkpoint_every_class: bool = True
 

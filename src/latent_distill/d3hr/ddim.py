@@ -47,7 +47,7 @@ def inversion_timestep(inverter: DDIMInverseScheduler, steps: int) -> int:
 
 @torch.no_grad()
 def ddim_invert(denoiser: GuidedDenoiser, inverter: DDIMInverseScheduler, latents: torch.Tensor,
-                labels: torch.Tensor, steps: int) -> torch.Tensor:
+                labels: torch.Tensor, steps: int, start_step: int = 0) -> torch.Tensor:
     """Maps clean latents to the noise level reached after ``steps`` deterministic inversion steps.
 
     Each step evaluates the (guided) denoiser at the *target* timestep on the current latent, the
@@ -58,14 +58,18 @@ def ddim_invert(denoiser: GuidedDenoiser, inverter: DDIMInverseScheduler, latent
         inverter: a ``DDIMInverseScheduler`` with its timesteps set.
         latents: ``(B, C, h, w)`` clean (scaled) latents.
         labels: int64 ``(B,)`` class labels.
-        steps: number of inversion steps.
+        steps: the inversion depth to reach (number of steps from the clean latent).
+        start_step: the depth ``latents`` are already at (0: clean), to continue an inversion in
+            stages, e.g. to fit Gaussians at several depths in one pass.
 
     Returns:
         The inverted latents, float32.
     """
     inversion_timestep(inverter, steps)
+    if not 0 <= start_step <= steps:
+        raise InversionDepthError(f"start_step {start_step} must lie in 0..{steps} (the depth to reach).")
     sample = latents.float()
-    for timestep in inverter.timesteps[:steps]:
+    for timestep in inverter.timesteps[start_step:steps]:
         noise = denoiser(sample, timestep, labels)
         sample = inverter.step(noise, int(timestep), sample).prev_sample
     return sample

@@ -1,0 +1,250 @@
+"""D3HR on Fashion-MNIST with the shipped models: quality, the paper's ablations, and speed.
+
+1. **Fit** (resumable class by class): a seeded subset of ``--fit_per_class`` training images per
+   class is encoded and DDIM-inverted once, in stages, and folded into per-class Gaussians at every
+   depth of ``--depths`` (inversion steps on the 50-step grid); DDPM forward noising to the default
+   depth is fitted too. The inversion throughput (images per second) is recorded.
+2. **Cells** (resumable one by one), each evaluated under the soft-label protocol (D3HR's own) and
+   the hard-label protocol where listed, with random real subsets of the same size under the same
+   protocol object beside them:
+   - D3HR at IPC 1 and 10 (default depth, ``--candidates`` groups per class);
+   - ablations at IPC 10 (soft labels): DDPM noising instead of DDIM inversion; a plain random draw
+     from the Gaussian instead of group sampling (one candidate); the inversion-depth sweep.
+3. **Speed**: group-sampling throughput (candidate groups scored per second for one class at
+   IPC 10, 10^6 candidates) with 1 and 2 threads.
+
+Writes ``benchmarks/results/d3hr.json`` / ``.md`` and ``d3hr_speed.json`` / ``.md``.
+
+    python benchmarks/d3hr.py [--fit_per_class 200] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from results_io import (
+    ROOT,
+    has_record,
+    load_records,
+    markdown_table,
+    peak_rss_mb,
+    upsert_record,
+    write_markdown,
+)
+
+from latent_distill import DEFAULT_PIPELINE_PATH, D3HRConfig, D3HRPipeline
+from latent_distill.checkpointing import load_state, save_state
+from latent_distill.codec import LatentCache
+from latent_distill.d3hr import (
+    GaussianAccumulator,
+    GuidedDenoiser,
+    ddim_invert,
+    ddim_schedulers,
+    inversion_timestep,
+    select_group,
+)
+from latent_distill.data import fashion_mnist_tensors, uint8_to_float
+from latent_distill.evaluation import (
+    HardLabelProtocol,
+    SoftLabelProtocol,
+    configure_threads,
+    evaluate_synthetic,
+    random_subset,
+    train_teacher,
+)
+from latent_distill.representations import get_representation
+
+STATE = ROOT / "runs" / "d3hr-benchmark" / "fit.pt"
+CELL_KEY = ("method", "variant", "ipc", "protocol")
+
+
+def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, Any]:
+    """Fits Gaussians at every depth (DDIM) and at the default depth (DDPM), class by class."""
+    base = D3HRConfig(max_samples_per_class=args.fit_per_class, guidance_scale=args.guidance,
+                      inversion_steps=args.default_depth)
+    subset = pipe._fit_subset(train, base)
+    codec = pipe._codec(base)
+    real = get_representation("latent").real_pool(subset, codec, LatentCache(ROOT / "runs" / "latent-cache"))
+    dim = real.samples[0].numel()
+    depths = sorted(args.depths)
+    key = {"fit_per_class": args.fit_per_class, "depths": depths, "guidance": args.guidance, "pipeline": args.pipeline}
+    saved = load_state(STATE)
+    if saved is not None and saved["key"] == key:
+        state = saved
+    else:
+        state = {"key": key, "done": [], "invert_seconds": 0.0, "inverted": 0,
+                 "ddim": {d: GaussianAccumulator(10, dim).state_dict() for d in depths},
+                 "ddpm": GaussianAccumulator(10, dim).state_dict()}
+    accumulators = {d: GaussianAccumulator(10, dim) for d in depths}
+    for depth, accumulator in accumulators.items():
+        accumulator.load_state_dict(state["ddim"][depth])
+    ddpm = GaussianAccumulator(10, dim)
+    ddpm.load_state_dict(state["ddpm"])
+    denoiser = GuidedDenoiser(pipe.transformer, args.guidance)
+    _, inverter = ddim_schedulers(pipe.scheduler, base.num_inference_steps)
+    for class_index in range(10):
+        if class_index in state["done"]:
+            continue
+        for batch, rows in enumerate(real.by_class[class_index].split(base.batch_size)):
+            latents, labels = real.gather(rows), real.labels[rows]
+            started, current, reached = time.time(), latents, 0
+            for depth in depths:
+                current = ddim_invert(denoiser, inverter, current, labels, depth, start_step=reached)
+                accumulators[depth].update(current, labels)
+                reached = depth
+            state["invert_seconds"] += time.time() - started
+            state["inverted"] += len(rows)
+            ddpm.update(pipe.invert(latents, labels, base.replace(noising="ddpm"), batch), labels)
+        state["done"].append(class_index)
+        state["ddim"] = {d: a.state_dict() for d, a in accumulators.items()}
+        state["ddpm"] = ddpm.state_dict()
+        save_state(STATE, **state)
+        print(f"fitted class {class_index} ({state['inverted']} images inverted, "
+              f"{state['inverted'] / state['invert_seconds']:.1f} img/s to depth {depths[-1]})", flush=True)
+    fits = {("ddim", d): a.finalize() for d, a in accumulators.items()}
+    fits[("ddpm", base.inversion_steps)] = ddpm.finalize()
+    return {"fits": fits, "inverter": inverter, "latent_shape": list(real.samples.shape[1:]), "state": state}
+
+
+def install(pipe: D3HRPipeline, fitted: dict[str, Any], noising: str, depth: int) -> None:
+    """Puts one fitted set of Gaussians on the pipeline, as ``fit()`` would."""
+    pipe.gaussians = fitted["fits"][(noising, depth)]
+    pipe.fit_record = {"timestep": inversion_timestep(fitted["inverter"], depth),
+                       "latent_shape": fitted["latent_shape"], "class_names": [str(c) for c in range(10)],
+                       "image_shape": [1, 28, 28]}
+
+
+def evaluate_cell(images: torch.Tensor, labels: torch.Tensor, test, protocol, teacher, runs: int) -> dict[str, Any]:
+    result = evaluate_synthetic(images, labels, test, protocol, runs=runs, seed=0, teacher=teacher,
+                                torch_compile=True, progress=False)
+    return {"arch": "convnet-3", "eval_epochs": protocol.epochs, "runs": runs, "acc_mean": round(result.acc_mean, 2),
+            "acc_std": round(result.acc_std, 2), "accuracies": [round(a, 2) for a in result.accuracies],
+            "eval_seconds": round(result.seconds, 1)}
+
+
+def run_cell(fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
+    key = {k: fields[k] for k in CELL_KEY}
+    if not redo and has_record("d3hr", **key):
+        print(f"skip (done): {key}")
+        return
+    record = {"benchmark": "d3hr", "dataset": "fashion-mnist", "budget": "count", **fields, **compute(),
+              "peak_rss_mb": peak_rss_mb()}
+    upsert_record("d3hr", record, CELL_KEY)
+    print(f"{record['variant']} ipc {record['ipc']} {record['protocol']}: {record['acc_mean']} ± {record['acc_std']}",
+          flush=True)
+
+
+def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
+    protocols = {"soft": SoftLabelProtocol(epochs=args.eval_epochs), "hard": HardLabelProtocol(epochs=args.eval_epochs)}
+    default_depth = args.default_depth
+    variants = [("d3hr", "ddim", default_depth, args.candidates, ipc, kind) for ipc in (1, 10) for kind in ("soft", "hard")]
+    variants += [("ddpm-noising", "ddpm", default_depth, args.candidates, 10, "soft"),
+                 ("random-draw (m=1)", "ddim", default_depth, 1, 10, "soft")]
+    variants += [(f"depth {d}", "ddim", d, args.candidates, 10, "soft") for d in args.depths if d != default_depth]
+    for variant, noising, depth, candidates, ipc, kind in variants:
+        def compute(noising=noising, depth=depth, candidates=candidates, ipc=ipc, kind=kind) -> dict[str, Any]:
+            install(pipe, fitted, noising, depth)
+            started = time.time()
+            output = pipe.sample(config=D3HRConfig(ipc=ipc, num_candidates=candidates, guidance_scale=args.guidance,
+                                                   inversion_steps=depth))
+            seconds = time.time() - started
+            return {"distill_seconds": round(seconds, 1),
+                    **evaluate_cell(uint8_to_float(output.images), output.labels, test, protocols[kind],
+                                    teacher if kind == "soft" else None, args.runs)}
+
+        timestep = inversion_timestep(fitted["inverter"], depth)
+        run_cell({"method": "d3hr", "variant": variant, "noising": noising, "inversion_steps": depth,
+                  "timestep": timestep, "num_candidates": candidates, "guidance": args.guidance, "ipc": ipc,
+                  "samples_per_class": ipc, "protocol": kind, "fit_per_class": args.fit_per_class}, compute, args.redo)
+    for ipc in (1, 10):
+        for kind, protocol in protocols.items():
+            run_cell({"method": "random-subset", "variant": "random real subset", "ipc": ipc, "samples_per_class": ipc,
+                      "protocol": kind, "distill_seconds": 0.0},
+                     lambda ipc=ipc, kind=kind, protocol=protocol: evaluate_cell(
+                         *random_subset(train, ipc, seed=0), test, protocol, teacher if kind == "soft" else None,
+                         args.runs), args.redo)
+
+
+def speed_cells(pipe: D3HRPipeline, fitted: dict[str, Any], args: argparse.Namespace) -> None:
+    sigma = fitted["fits"][("ddim", args.default_depth)].std[0]
+    state = fitted["state"]
+    inversion = {"benchmark": "d3hr_speed", "dataset": "fashion-mnist", "measure": "ddim inversion",
+                 "detail": f"{max(args.depths)} steps, guidance {args.guidance} (2 passes per step), batch 500",
+                 "threads": 1, "value": round(state["inverted"] / state["invert_seconds"], 2), "unit": "images/s"}
+    upsert_record("d3hr_speed", inversion, ("measure", "threads"))
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        select_group(sigma, 10, 10_000, seed=0, class_index=0)  # warm-up
+        started = time.time()
+        select_group(sigma, 10, args.speed_candidates, seed=0, class_index=0)
+        seconds = time.time() - started
+        upsert_record("d3hr_speed", {
+            "benchmark": "d3hr_speed", "dataset": "fashion-mnist", "measure": "group sampling",
+            "detail": f"IPC 10, {args.speed_candidates:,} candidates, one class, D = {sigma.numel()}",
+            "threads": threads, "seconds": round(seconds, 2), "value": round(args.speed_candidates / seconds),
+            "unit": "candidates/s"}, ("measure", "threads"))
+        print(f"group sampling, {threads} thread(s): {args.speed_candidates / seconds:,.0f} candidates/s", flush=True)
+    torch.set_num_threads(1)
+
+
+def write_tables() -> None:
+    records = load_records("d3hr")
+    random = {(r["ipc"], r["protocol"]): r for r in records if r["method"] == "random-subset"}
+    rows = []
+    for record in sorted(records, key=lambda r: (r["method"] != "d3hr", r["ipc"], r["protocol"], r["variant"])):
+        reference = random.get((record["ipc"], record["protocol"]))
+        rows.append({**record, "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}",
+                     "reference": f"{reference['acc_mean']:.2f}" if reference and record["method"] == "d3hr" else None})
+    table = markdown_table(rows, [
+        ("method", "method"), ("variant", "variant"), ("IPC", "ipc"), ("protocol", "protocol"),
+        ("timestep", "timestep"), ("candidates", "num_candidates"), ("runs", "runs"), ("accuracy", "accuracy"),
+        ("random subset, same protocol", "reference"), ("distill s", "distill_seconds"), ("eval s", "eval_seconds")])
+    notes = ("Fashion-MNIST, ConvNet-3, mean ± std over runs on the 10,000 test images. soft = D3HR's protocol "
+             "(batch-norm ConvNet-3 teacher trained on the full training set, CutMix, KL at T = 20, AdamW); "
+             "hard = the DC/DSA protocol. Gaussians fitted on a seeded subset of training images per class. "
+             "Generated by `benchmarks/d3hr.py` from `benchmarks/results/d3hr.json`.\n")
+    write_markdown("d3hr", "# D3HR quality and ablations\n\n" + table + "\n" + notes)
+    speed = load_records("d3hr_speed")
+    write_markdown("d3hr_speed", "# D3HR speed (2-core CPU)\n\n" + markdown_table(speed, [
+        ("measure", "measure"), ("detail", "detail"), ("threads", "threads"), ("value", "value"), ("unit", "unit"),
+        ("seconds", "seconds")]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", default=str(DEFAULT_PIPELINE_PATH))
+    parser.add_argument("--fit_per_class", type=int, default=200)
+    parser.add_argument("--depths", type=int, nargs="+", default=[11, 21, 31, 41])
+    parser.add_argument("--default_depth", type=int, default=D3HRConfig().inversion_steps,
+                        help="inversion steps of the main cells (always among the fitted depths)")
+    parser.add_argument("--guidance", type=float, default=D3HRConfig().guidance_scale)
+    parser.add_argument("--candidates", type=int, default=100_000)
+    parser.add_argument("--speed_candidates", type=int, default=1_000_000)
+    parser.add_argument("--eval_epochs", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--teacher_epochs", type=int, default=10)
+    parser.add_argument("--skip_speed", action="store_true")
+    parser.add_argument("--redo", action="store_true")
+    args = parser.parse_args()
+    configure_threads(1)
+    args.depths = sorted(set(args.depths) | {args.default_depth})
+    pipe = D3HRPipeline.from_pretrained(args.pipeline)
+    pipe.set_progress_bar_config(disable=True)
+    train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
+    teacher = train_teacher(train, epochs=args.teacher_epochs, seed=0, cache_dir=ROOT / "runs" / "teachers",
+                            torch_compile=True)
+    fitted = fit_all(pipe, train, args)
+    if not args.skip_speed:
+        speed_cells(pipe, fitted, args)
+    quality_cells(pipe, fitted, train, test, teacher, args)
+    write_tables()
+    print(json.dumps([r for r in load_records("d3hr") if r["method"] == "d3hr"], indent=1)[:2000])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Class fidelity of the shipped class-conditional DiT; writes its model card and a sample grid.
+
+Generates ``--per_class`` samples of every class from pure noise (deterministic DDIM on a
+``--steps`` grid, classifier-free guidance at each ``--guidance`` scale), decodes them with the
+shipped autoencoder, and has a classifier trained on the real training images label them: the
+class fidelity is the share labelled as the class they were generated for. The classifier is the
+cached soft-label teacher (batch-norm ConvNet-3), so its accuracy on the real test set is reported
+beside it.
+
+Writes ``benchmarks/results/latent_diffusion.json`` / ``.md``, the grid
+``model_cards/fashion-mnist-dit-samples.png`` and the card ``model_cards/fashion-mnist-dit.md``
+(also merged into the pipeline folder's ``README.md``).
+
+    python benchmarks/latent_diffusion.py [--per_class 50] [--guidance 1 2 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from results_io import (
+    ROOT,
+    load_records,
+    markdown_table,
+    peak_rss_mb,
+    upsert_record,
+    write_markdown,
+)
+
+from latent_distill import DEFAULT_PIPELINE_PATH, D3HRPipeline
+from latent_distill.checkpointing import atomic_file, atomic_write_text
+from latent_distill.codec import LatentCodec
+from latent_distill.d3hr import GuidedDenoiser, ddim_regenerate, ddim_schedulers
+from latent_distill.data import (
+    FASHION_MNIST_CLASSES,
+    fashion_mnist_tensors,
+    float_to_uint8,
+    uint8_to_float,
+)
+from latent_distill.evaluation import accuracy, configure_threads, train_teacher
+from latent_distill.seeding import generator_for
+
+CARD = ROOT / "model_cards" / "fashion-mnist-dit.md"
+GRID = ROOT / "model_cards" / "fashion-mnist-dit-samples.png"
+AUTOENCODER_CARD = ROOT / "model_cards" / "fashion-mnist-autoencoder.md"
+
+
+@torch.no_grad()
+def generate(pipe: D3HRPipeline, class_index: int, count: int, guidance: float, steps: int, seed: int) -> torch.Tensor:
+    """``count`` decoded samples of one class, float in [-1, 1]."""
+    sampler, _ = ddim_schedulers(pipe.scheduler, steps)
+    shape = (count, pipe.transformer.config.in_channels, pipe.transformer.config.sample_size,
+             pipe.transformer.config.sample_size)
+    noise = torch.randn(shape, generator=generator_for(seed, "dit-card", class_index))
+    labels = torch.full((count,), class_index, dtype=torch.long)
+    latents = ddim_regenerate(GuidedDenoiser(pipe.transformer, guidance), sampler, noise, labels,
+                              int(sampler.timesteps[0]))
+    return LatentCodec(pipe.vae.eval(), int(pipe.vae.config.sample_size)).decode(latents)
+
+
+def save_grid(samples: list[torch.Tensor], path: Path, columns: int = 10) -> None:
+    """One row per class, ``columns`` samples each, as a PNG (written atomically)."""
+    rows = [float_to_uint8(s[:columns]).squeeze(1).numpy() for s in samples]
+    grid = np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
+    with atomic_file(path) as tmp:
+        Image.fromarray(grid, mode="L").resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(tmp,
+                                                                                                           format="PNG")
+
+
+def render_card(records: list[dict], training: dict) -> str:
+    args = training.get("args", {})
+    table = markdown_table(records, [("guidance", "guidance"), ("DDIM steps", "steps"), ("samples", "samples"),
+                                     ("class fidelity (%)", "class_fidelity"), ("worst class", "worst_class"),
+                                     ("classifier test acc. (%)", "classifier_test_acc")])
+    command = ("accelerate launch examples/train_latent_diffusion.py " +
+               " ".join(f"--{k} {v}" for k, v in args.items() if v is not None and k not in ("dataset", "transformer")))
+    return f"""---
+library_name: diffusers
+license: apache-2.0
+tags:
+- dit
+- class-conditional
+- latent-diffusion
+- latent-distill
+- fashion-mnist
+datasets:
+- zalando-datasets/fashion_mnist
+---
+
+# Fashion-MNIST class-conditional DiT (latent-distill default)
+
+A small `diffusers.DiTTransformer2DModel` denoiser over the **4x7x7 latents** of the shipped
+Fashion-MNIST autoencoder: patch size 1 (49 tokens), 6 `ada_norm_zero` blocks of width 128 (4 heads of
+32), 10 class labels plus the null label 10 for classifier-free guidance; it predicts the noise
+(no learned-sigma channels). Scheduler: DDIM over DiT's schedule (linear betas 1e-4 to 0.02, 1000
+steps). It is the diffusion model of the offline default for D3HR and LD3M.
+
+- parameters: {training.get('parameters', 0):,}
+- trained on: the latents (scaled posterior means) of the 60,000 Fashion-MNIST training images
+
+## Training
+
+```bash
+{command}
+```
+
+{training.get('steps')} steps of batch {args.get('batch_size')} per process (about
+{training.get('steps', 0) * args.get('batch_size', 0) / 60000:.1f} epochs), AdamW at
+{args.get('learning_rate')} with warm-up and cosine decay to a tenth, gradient clipping at 1,
+labels replaced by the null label with probability {args.get('class_dropout')} (one draw per sample),
+weights averaged with an EMA (decay up to {args.get('ema_decay')}); the EMA weights are shipped.
+Final training loss (EMA of the noise MSE): {training.get('final_loss_ema', float('nan')):.4f};
+{training.get('train_seconds', 0) / 60:.0f} min on {training.get('processes', 1)} CPU process(es).
+
+## Class fidelity
+
+Samples generated from pure noise with deterministic DDIM, decoded by the autoencoder, labelled by a
+batch-norm ConvNet-3 trained on the real training images (the soft-label teacher of the evaluation
+suite). Class fidelity = share of samples labelled as the class they were generated for.
+
+{table}
+![samples]({GRID.name})
+
+One row per class (top to bottom: {', '.join(FASHION_MNIST_CLASSES)}), guidance
+{records[-1]['guidance'] if records else ''}.
+
+Generated by `benchmarks/latent_diffusion.py` from `benchmarks/results/latent_diffusion.json`.
+
+## Use
+
+```python
+from latent_distill import D3HRPipeline, DEFAULT_PIPELINE_PATH
+
+pipe = D3HRPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)   # vae + transformer + scheduler
+```
+"""
+
+
+def merge_pipeline_readme(dit_card: str) -> str:
+    """The pipeline folder's README: the autoencoder card followed by the denoiser card's body."""
+    autoencoder = AUTOENCODER_CARD.read_text() if AUTOENCODER_CARD.exists() else ""
+    body = dit_card.split("---\n", 2)[2]
+    return autoencoder.rstrip() + "\n\n" + body.replace("\n# ", "\n## ", 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", default=str(DEFAULT_PIPELINE_PATH))
+    parser.add_argument("--per_class", type=int, default=50)
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 4.0])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--teacher_epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    configure_threads(args.threads)
+    pipe = D3HRPipeline.from_pretrained(args.pipeline)
+    train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
+    classifier = train_teacher(train, epochs=args.teacher_epochs, seed=0, cache_dir=ROOT / "runs" / "teachers",
+                               torch_compile=True)
+    test_acc = accuracy(classifier, uint8_to_float(test.images), test.labels)
+    for guidance in args.guidance:
+        started = time.time()
+        samples = [generate(pipe, c, args.per_class, guidance, args.steps, args.seed) for c in range(10)]
+        per_class = [accuracy(classifier, s, torch.full((len(s),), c)) for c, s in enumerate(samples)]
+        worst = int(np.argmin(per_class))
+        record = {"benchmark": "latent_diffusion", "dataset": "fashion-mnist", "model": "pretrained/fashion-mnist",
+                  "guidance": guidance, "steps": args.steps, "samples": args.per_class * 10,
+                  "class_fidelity": round(float(np.mean(per_class)), 2),
+                  "per_class_fidelity": [round(a, 2) for a in per_class],
+                  "worst_class": f"{FASHION_MNIST_CLASSES[worst]} ({per_class[worst]:.1f})",
+                  "classifier": f"convnet-3 batchnorm, {args.teacher_epochs} epochs",
+                  "classifier_test_acc": round(test_acc, 2), "seconds": round(time.time() - started, 1),
+                  "peak_rss_mb": peak_rss_mb()}
+        upsert_record("latent_diffusion", record, key=("model", "guidance", "steps"))
+        print(json.dumps(record), flush=True)
+        if guidance == args.guidance[-1]:
+            save_grid(samples, GRID)
+            save_grid(samples, Path(args.pipeline) / GRID.name)  # the folder's README shows it too
+    records = sorted(load_records("latent_diffusion"), key=lambda r: (r["steps"], r["guidance"]))
+    write_markdown("latent_diffusion", "# Class fidelity of the shipped DiT\n\n" + markdown_table(records, [
+        ("guidance", "guidance"), ("DDIM steps", "steps"), ("samples", "samples"),
+        ("class fidelity (%)", "class_fidelity"), ("worst class", "worst_class"),
+        ("classifier test acc. (%)", "classifier_test_acc"), ("seconds", "seconds")]))
+    training_path = Path(args.pipeline) / "latent_diffusion_training.json"
+    training = json.loads(training_path.read_text()) if training_path.exists() else {}
+    card = render_card(records, training)
+    atomic_write_text(card, CARD)
+    atomic_write_text(merge_pipeline_readme(card), Path(args.pipeline) / "README.md")
+
+
+if __name__ == "__main__":
+    main()
