@@ -213,6 +213,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
 
         progress = self.progress_bar(total=config.iterations)
         progress.update(step)
+        loop_started, first_step = time.time(), step
         while step < config.iterations:
             loss = objective.iteration(synthetic, real, optimizer, step, classes)
             if objective.class_separable:
@@ -232,6 +233,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
                            optimizer=optimizer.state_dict(), objective=objective.state_dict(), step=step,
                            losses=losses)
         progress.close()
+        loop_seconds = time.time() - loop_started
 
         record["distillation"]["objective_summary"] = objective.summary()
         with torch.no_grad():
@@ -240,6 +242,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             images=stored["images"], labels=synthetic.labels, latents=stored.get("latents"),
             class_names=list(data.class_names), config=record, losses=losses,
             distill_seconds=time.time() - started,
+            seconds_per_iteration=loop_seconds / (step - first_step) if step > first_step else None,
         )
         if not return_dict:
             return (output.images, output.labels, output.latents)

@@ -22,7 +22,9 @@ class LatentDistillationOutput(BaseOutput):
             :class:`~latent_distill.config.DistillationConfig` under ``distillation``, and the
             ``source_dataset`` and ``models`` records.
         losses: the loss of every iteration.
-        distill_seconds: wall time of the run (encoding included).
+        distill_seconds: wall time of the run (encoding and setup included).
+        seconds_per_iteration: wall time of one optimisation step, averaged over the steps this call
+            ran (``None`` when it ran none, e.g. a finished run resumed).
     """
 
     images: torch.Tensor
@@ -32,6 +34,7 @@ class LatentDistillationOutput(BaseOutput):
     config: dict = field(default_factory=dict)
     losses: list = field(default_factory=list)
     distill_seconds: float = 0.0
+    seconds_per_iteration: Optional[float] = None
 
     def to_distilled_dataset(self, evaluation: Optional[list] = None):
         """Wraps the output as a :class:`~latent_distill.hub.DistilledDataset` ready to save or push."""
