@@ -1,0 +1,43 @@
+"""Refreshes the README's generated sections from the benchmark tables in ``benchmarks/results``.
+
+Each section ``<!-- name:start -->`` ... ``<!-- name:end -->`` receives the body of
+``benchmarks/results/<file>.md`` (its title line dropped). Benchmarks write those files from their
+JSON records, so README numbers are never typed by hand.
+
+    python benchmarks/render_readme.py
+"""
+
+from __future__ import annotations
+
+from results_io import RESULTS, ROOT, replace_section
+
+SECTIONS = {
+    "results": "quality",
+    "evaluation-speed": "evaluation_speed",
+    "objective-speed": "objective_speed",
+    "latent-diffusion": "latent_diffusion",
+    "d3hr": "d3hr",
+    "d3hr-speed": "d3hr_speed",
+}
+
+
+def table_body(name: str) -> str:
+    """The markdown of ``<name>.md`` without its ``# `` title line."""
+    lines = (RESULTS / f"{name}.md").read_text().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join(lines).strip() + "\n"
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    for section, name in SECTIONS.items():
+        if (RESULTS / f"{name}.md").exists():
+            replace_section(readme, section, "\n" + table_body(name) + "\n")
+            print(f"README section {section!r} <- benchmarks/results/{name}.md")
+        else:
+            print(f"README section {section!r}: benchmarks/results/{name}.md not written yet (run its benchmark)")
+
+
+if __name__ == "__main__":
+    main()
