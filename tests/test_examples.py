@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import datasets
+import torch
 from conftest import make_image_dataset
 
 from latent_distill import DistilledDataset, LatentDistillationPipeline
@@ -84,3 +85,62 @@ def test_distill_example_explains_a_missing_denoiser(tiny_vae, tmp_path):
     with pytest.raises(SystemExit, match="no class-conditional denoiser"):
         load_example("distill").main(["--method", "d3hr", "--pretrained", str(tmp_path / "pipeline"),
                                       "--dataset", str(data_dir), "--no_eval", "--output_dir", str(tmp_path / "o")])
+
+
+def test_train_latent_diffusion_resumes_exactly_and_ships_a_pipeline(tmp_path):
+    from conftest import make_tiny_dit, make_tiny_vae
+    from diffusers import DDIMScheduler, DiTTransformer2DModel
+    from safetensors.torch import load_file
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    make_image_dataset(num_per_class=4).to_parquet(str(data_dir / "train.parquet"))
+    make_tiny_dit(num_classes=2).save_pretrained(tmp_path / "dit")
+    script = load_example("train_latent_diffusion")
+
+    def train(name: str) -> Path:
+        pipeline = tmp_path / name
+        if not pipeline.exists():
+            LatentDistillationPipeline(vae=make_tiny_vae()).save_pretrained(pipeline)
+        script.main(["--dataset", str(data_dir), "--pipeline_dir", str(pipeline), "--transformer", str(tmp_path / "dit"),
+                     "--checkpoint_dir", str(tmp_path / f"{name}-ckpt"), "--latent_cache", str(tmp_path / "cache"),
+                     "--max_steps", "4", "--batch_size", "4", "--checkpoint_every", "1", "--warmup_steps", "1"])
+        return pipeline
+
+    uninterrupted = train("straight")
+    draw = script.training_batch
+
+    def crash_at_step_two(latents, labels, step, *args):
+        if step == 2:
+            raise KeyboardInterrupt("simulated crash")
+        return draw(latents, labels, step, *args)
+
+    script.training_batch = crash_at_step_two
+    try:
+        train("resumed")
+    except KeyboardInterrupt:
+        pass
+    script.training_batch = draw
+    assert not (tmp_path / "resumed" / "transformer").exists()  # nothing shipped by the crashed run
+    resumed = train("resumed")  # continues from the step-2 checkpoint
+    weights = [load_file(str(p / "transformer" / "diffusion_pytorch_model.safetensors")) for p in (uninterrupted, resumed)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    pipe = LatentDistillationPipeline.from_pretrained(resumed)
+    assert isinstance(pipe.transformer, DiTTransformer2DModel) and isinstance(pipe.scheduler, DDIMScheduler)
+    record = json.loads((resumed / "latent_diffusion_training.json").read_text())
+    assert record["steps"] == 4 and "_name_or_path" not in json.loads((resumed / "model_index.json").read_text())
+
+
+def test_train_latent_diffusion_rejects_a_dit_with_too_few_classes(tmp_path):
+    import pytest
+    from conftest import make_tiny_dit, make_tiny_vae
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    make_image_dataset(num_per_class=2, num_classes=3).to_parquet(str(data_dir / "train.parquet"))
+    make_tiny_dit(num_classes=2).save_pretrained(tmp_path / "dit")
+    LatentDistillationPipeline(vae=make_tiny_vae()).save_pretrained(tmp_path / "pipe")
+    with pytest.raises(ValueError, match="num_embeds_ada_norm >= 3"):
+        load_example("train_latent_diffusion").main([
+            "--dataset", str(data_dir), "--pipeline_dir", str(tmp_path / "pipe"), "--transformer", str(tmp_path / "dit"),
+            "--latent_cache", str(tmp_path / "cache"), "--checkpoint_dir", str(tmp_path / "ckpt"), "--max_steps", "1"])
