@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import string
 from pathlib import Path
 
 import datasets
@@ -81,12 +83,28 @@ def gaussian_set() -> DistilledDataset:
     )
 
 
+def gaussian_image_set() -> DistilledDataset:
+    """A D3HR set as D3HROutput.to_distilled_dataset() makes it: Gaussians plus regenerated images."""
+    g = _generator()
+    gaussians = gaussian_set().gaussians
+    return DistilledDataset(
+        method="d3hr",
+        class_names=CLASSES,
+        labels=torch.tensor([0, 0, 1, 1, 2, 2]),
+        images=torch.randint(0, 256, (6, 3, 16, 16), generator=g, dtype=torch.uint8),
+        gaussians={**gaussians, "ipc": 2, "seed": 0, "fit_config": {"ipc": 2, "num_candidates": 1000}},
+        config={"ipc": 2, "budget": "count", "image_shape": [3, 16, 16],
+                "distillation": {"ipc": 2, "num_candidates": 1000, "method_name": "d3hr"}},
+    )
+
+
 ALL_SETS = {
     "latents+images": latent_set,
     "latents+images+soft": lambda: latent_set(soft_labels=True),
     "images": image_set,
     "images+soft": lambda: image_set(soft_labels=True),
     "gaussians": gaussian_set,
+    "images+gaussians": gaussian_image_set,
 }
 
 
@@ -227,6 +245,71 @@ def test_card_of_gaussians_and_images_sets(tmp_path):
     card = DatasetCard.load(image_set().save_pretrained(tmp_path / "i") / "README.md")
     assert card.data.license == "mit" and card.data.tags[-1] == "ipc-2"
     assert "No evaluation was recorded." in card.text
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def test_card_template_is_shipped_with_the_package():
+    template = hub.card_template()
+    assert template.startswith("---\n{card_data}\n---\n")
+    assert {"method", "ipc", "repo_id", "configs_table", "storage_section", "evaluation_section"} <= \
+        _placeholders(template)
+    assert (Path(hub.__file__).parent / hub.CARD_TEMPLATE).is_file()  # inside the package, so wheels ship it
+
+
+@pytest.mark.parametrize("name", list(ALL_SETS))
+def test_rendered_card_parses_lists_every_config_and_the_storage_budget(name):
+    dataset = ALL_SETS[name]()
+    text = str(hub.render_card(dataset, repo_id="me/distilled", preview=dataset.images is not None))
+    assert not [field for field in _placeholders(hub.card_template()) if "{" + field + "}" in text]
+    card = DatasetCard(text)
+    assert [c["config_name"] for c in card.data.configs] == dataset.config_names
+    assert all(f"| `{config}` |" in card.text for config in dataset.config_names)
+    assert "dataset-distillation" in card.data.tags and f"ipc-{dataset.ipc}" in card.data.tags
+    assert f"| stored ({hub._stored_description(dataset)}) | {dataset.storage_bytes():,} |" in card.text
+    assert f"| {dataset.image_budget_bytes():,} |" in card.text
+    assert 'load_dataset("me/distilled", "' + dataset.config_names[0] + '", split="train")' in card.text
+    assert "DistilledDataset.from_pretrained(\"me/distilled\")" in card.text
+
+
+def test_card_of_a_set_of_gaussians_and_images():
+    dataset = gaussian_image_set()
+    assert dataset.stored_representation == "gaussians"
+    assert dataset.storage_bytes() == 2 * 3 * 16 * 4 + 3 * 8  # the images are not counted
+    text = str(hub.render_card(dataset, repo_id="me/d3hr", preview=True))
+    assert DatasetCard(text).data.configs[0] == {
+        "config_name": "images", "data_files": [{"split": "train", "path": "images/train-*.parquet"}], "default": True}
+    assert "one Gaussian per class stands for IPC 2 images per class" in text
+    assert "images decoded from the stored gaussians for convenience; they are not counted above" in text
+    assert "stored as one Gaussian per class from which the images are regenerated" in text
+
+
+def _training_snippet(card_text: str) -> str:
+    """The python block of the card that trains with a DataLoader."""
+    blocks = re.findall(r"```python\n(.*?)```", card_text, flags=re.S)
+    return next(block for block in blocks if "DataLoader" in block)
+
+
+@pytest.mark.parametrize("factory", [latent_set, lambda: image_set(soft_labels=True)])
+def test_card_training_snippet_runs(tmp_path, factory):
+    original = factory()
+    folder = original.save_pretrained(tmp_path / "repo", repo_id=str(tmp_path / "repo"))
+    namespace: dict = {}
+    exec(_training_snippet((folder / "README.md").read_text()), namespace)
+    x, y = namespace["x"], namespace["y"]
+    assert x.dtype == torch.float32 and tuple(x.shape[1:]) == tuple(original.images.shape[1:])
+    assert -1 <= float(x.min()) and float(x.max()) <= 1 and y.dtype == torch.int64
+
+
+def test_card_training_snippet_without_images_uses_the_library():
+    latents_only = DistilledDataset(method="latent-dm", class_names=CLASSES[:1], labels=torch.zeros(2, dtype=torch.long),
+                                    latents=torch.zeros(2, 4, 3, 3))
+    assert "images, labels = distilled.decode(), distilled.labels" in \
+        _training_snippet(str(hub.render_card(latents_only, "me/l", preview=False)))
+    assert "regenerated = distilled.regenerate()" in \
+        _training_snippet(str(hub.render_card(gaussian_set(), "me/g", preview=False)))
 
 
 def test_distillation_config_json(tmp_path):

@@ -4,7 +4,20 @@ import json
 
 import torch
 from conftest import make_tiny_vae
-from diffusers import AutoencoderKL, DDIMScheduler, DiTTransformer2DModel
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DiTTransformer2DModel,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTokenizer,
+)
 
 from latent_distill import LatentDistillationPipeline
 
@@ -46,3 +59,50 @@ def test_from_pipe_reuses_components(tmp_path):
     source = LatentDistillationPipeline(vae=make_tiny_vae())
     pipe = LatentDistillationPipeline.from_pipe(source)
     assert pipe.vae is source.vae
+
+
+def write_tiny_clip_tokenizer(folder) -> CLIPTokenizer:
+    """A CLIP BPE tokenizer over a six-token vocabulary, written offline (vocab.json + merges.txt)."""
+    folder.mkdir(parents=True)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "c": 2, "a": 3, "t</w>": 4, "ca": 5, "cat</w>": 6}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\nc a\nca t</w>\n")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=8)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def test_stable_diffusion_repo_layout(tmp_path):
+    """`stable-diffusion-v1-5` / `2-1` style: model_index.json naming StableDiffusionPipeline with unet,
+    text_encoder, tokenizer, scheduler, feature_extractor and a null safety checker. Only the VAE (and
+    the scheduler) are kept; the other components are ignored, not loaded."""
+    vae = make_tiny_vae()
+    vae.save_pretrained(tmp_path / "vae")
+    torch.manual_seed(0)
+    UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                         block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16,
+                         attention_head_dim=2, norm_num_groups=4).save_pretrained(tmp_path / "unet")
+    text_config = CLIPTextConfig(vocab_size=7, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, max_position_embeddings=8, projection_dim=16,
+                                 bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    CLIPTextModel(text_config).save_pretrained(tmp_path / "text_encoder")
+    write_tiny_clip_tokenizer(tmp_path / "tokenizer")
+    PNDMScheduler(skip_prk_steps=True, steps_offset=1).save_pretrained(tmp_path / "scheduler")
+    CLIPImageProcessor(crop_size=8, size=8).save_pretrained(tmp_path / "feature_extractor")
+    (tmp_path / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.8.0",
+        "feature_extractor": ["transformers", "CLIPImageProcessor"], "requires_safety_checker": False,
+        "safety_checker": [None, None], "scheduler": ["diffusers", "PNDMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+    }))
+    # The replica is a genuine Stable Diffusion folder: diffusers' own pipeline loads every component.
+    stable_diffusion = StableDiffusionPipeline.from_pretrained(tmp_path)
+    assert stable_diffusion.tokenizer("cat").input_ids == [0, 6, 1]  # <|startoftext|> cat <|endoftext|>
+    pipe = LatentDistillationPipeline.from_pretrained(tmp_path)
+    assert isinstance(pipe.vae, AutoencoderKL) and same_weights(pipe.vae, vae)
+    assert pipe.transformer is None and isinstance(pipe.scheduler, PNDMScheduler)
+    assert set(pipe.components) == {"vae", "transformer", "scheduler"}
+    # Distilled sets record the VAE inside the repo, so DistilledDataset.decode() can reload it.
+    assert pipe._vae_reference() == {"path": str(tmp_path), "subfolder": "vae", "revision": None}

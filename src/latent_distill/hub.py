@@ -5,7 +5,8 @@ Every method of the library (latent or pixel distillation, LD3M, D3HR) ends in o
 
     <folder>/
       README.md                            dataset card: YAML (configs, license, tags) + recipe,
-                                           storage budget, evaluation, preview
+                                           storage budget, evaluation, preview, usage; rendered
+                                           from latent_distill/templates/distilled_dataset_card.md
       distillation_config.json             schema version, method, class names, every hyper-parameter
       preview.png                          one row per class, up to 10 samples each (when images exist)
       latents/train-00000-of-00001.parquet    latent (Array3D float32), label (ClassLabel) [, soft_label]
@@ -34,8 +35,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
+from importlib import resources as importlib_resources
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 import datasets
 import numpy as np
@@ -61,9 +63,15 @@ from .checkpointing import (
 )
 from .data import float_to_uint8
 
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
+
+    from .pipelines import D3HROutput, D3HRPipeline
+
 SCHEMA_VERSION = 1
 CONFIG_FILE = "distillation_config.json"
 CARD_FILE = "README.md"
+CARD_TEMPLATE = "templates/distilled_dataset_card.md"
 PREVIEW_FILE = "preview.png"
 DATA_FILE = "{config}/train-00000-of-00001.parquet"
 DATA_GLOB = "{config}/train-*.parquet"
@@ -401,12 +409,13 @@ class DistilledDataset:
     @property
     def source_image_shape(self) -> Optional[tuple[int, int, int]]:
         """``(C, H, W)`` of the source images: ``config["image_shape"]``, else the stored images,
-        else ``config["channels"]`` and ``config["resolution"]``; ``None`` when none is known."""
-        if "image_shape" in self.config:
+        else ``config["channels"]`` and ``config["resolution"]``; ``None`` when none is known (a
+        recorded ``None`` counts as unknown)."""
+        if self.config.get("image_shape") is not None:
             return tuple(int(size) for size in self.config["image_shape"])
         if self.images is not None:
             return tuple(int(size) for size in self.images.shape[1:])
-        if "resolution" in self.config and "channels" in self.config:
+        if self.config.get("resolution") is not None and self.config.get("channels") is not None:
             side = int(self.config["resolution"])
             return int(self.config["channels"]), side, side
         return None
@@ -451,23 +460,99 @@ class DistilledDataset:
         Raises:
             DistilledDatasetError: when the set holds no latents or records no autoencoder.
         """
-        from diffusers import AutoencoderKL
-
         from .codec import LatentCodec
-        from .default_models import resolve_model_reference
 
         if self.latents is None:
             raise DistilledDatasetError(f"This {self.method} set stores no latents to decode; use its images.")
         if vae is None:
-            record = (self.config.get("models") or {}).get("vae") or {}
-            if not record.get("path"):
+            record = self._model_record("vae")
+            if record is None:
                 raise DistilledDatasetError("The set records no autoencoder: pass vae=AutoencoderKL.from_pretrained(...).")
-            vae = AutoencoderKL.from_pretrained(resolve_model_reference(record["path"]),
-                                                subfolder=record.get("subfolder"), revision=record.get("revision"))
+            vae = _load_recorded_vae(record)
         resolution = int(self.source_image_shape[-1]) if self.source_image_shape else int(vae.config.sample_size)
         resample = int((self.config.get("distillation") or {}).get("resample", 1))
         codec = LatentCodec(vae.eval(), resolution, resample, batch_size)
         return float_to_uint8(codec.decode(self.latents))
+
+    def regenerate(self, ipc: Optional[int] = None, seed: Optional[int] = None,
+                   pipeline: Optional[D3HRPipeline] = None, **config_overrides: Any) -> D3HROutput:
+        """Regenerates the images of a D3HR set from its stored per-class Gaussians.
+
+        With the recorded ``ipc`` and ``seed`` the stored groups are redrawn from their seeds, so the
+        images are bit-identical to the run's (same models and device); any other ``ipc`` or ``seed``
+        searches new groups from the same Gaussians (so search settings such as ``num_candidates``
+        only take effect with another ``ipc`` or ``seed``).
+
+        Args:
+            ipc: images per class to regenerate; ``None`` keeps the recorded one.
+            seed: seed of the group search; ``None`` keeps the recorded one.
+            pipeline: a :class:`~latent_distill.pipelines.D3HRPipeline` with the autoencoder and
+                denoiser the set was distilled with (its Gaussians are replaced by the set's);
+                ``None`` loads the models recorded in ``config["models"]``.
+            **config_overrides: further :class:`~latent_distill.d3hr.config.D3HRConfig` fields that
+                override the recorded ``config["distillation"]`` (e.g. ``batch_size``).
+
+        Returns:
+            The :class:`~latent_distill.pipelines.D3HROutput` of ``D3HRPipeline.sample``; its run
+            record keeps this set's ``image_shape`` and ``source_dataset``.
+
+        Raises:
+            DistilledDatasetError: when the set holds no Gaussians, records no models to load (pass
+                ``pipeline=``), or the recorded models cannot be loaded.
+        """
+        from .d3hr.config import D3HRConfig
+
+        if self.gaussians is None:
+            fix = "decode its latents with decode()" if self.latents is not None else "use its images"
+            raise DistilledDatasetError(
+                f"This {self.method} set stores no Gaussians to regenerate from (only D3HR sets do): {fix}."
+            )
+        if pipeline is None:
+            pipeline = self._recorded_d3hr_pipeline()
+        recorded = dict(self.config.get("distillation") or self.gaussians.get("fit_config") or {})
+        recorded.pop("method_name", None)
+        changes = {key: value for key, value in (("ipc", ipc), ("seed", seed)) if value is not None}
+        config = D3HRConfig.from_dict({**recorded, **config_overrides, **changes})
+        pipeline.load_gaussians(self.gaussians, self.class_names)
+        output = pipeline.sample(config=config, stored_groups=self.gaussians)
+        for key in ("image_shape", "source_dataset"):
+            if not output.config.get(key) and self.config.get(key):
+                output.config[key] = self.config[key]
+        return output
+
+    def _model_record(self, name: str) -> Optional[dict]:
+        """``config["models"][name]`` when it names a path, else ``None``."""
+        record = (self.config.get("models") or {}).get(name) or {}
+        return record if record.get("path") else None
+
+    def _recorded_d3hr_pipeline(self) -> D3HRPipeline:
+        """Loads the D3HR pipeline named by ``config["models"]``.
+
+        The denoiser's folder is loaded as a pipeline (``D3HRPipeline.from_pretrained``); an
+        autoencoder recorded from another folder or revision replaces the one found there.
+        """
+        from .default_models import resolve_model_reference
+        from .pipelines.d3hr import D3HRPipeline
+
+        vae, transformer = self._model_record("vae"), self._model_record("transformer")
+        if vae is None or transformer is None:
+            missing = "autoencoder (vae)" if vae is None else "diffusion model (transformer)"
+            raise DistilledDatasetError(
+                f"This {self.method} set records no {missing} in config['models'], so its pipeline cannot be "
+                "loaded: pass pipeline=D3HRPipeline.from_pretrained(...) with the models it was distilled with."
+            )
+        path, revision = transformer["path"], transformer.get("revision")
+        try:
+            components = {}
+            if (vae["path"], vae.get("revision")) != (path, revision):
+                components["vae"] = _load_recorded_vae(vae)
+            return D3HRPipeline.from_pretrained(resolve_model_reference(path), revision=revision, **components)
+        except (OSError, ValueError) as error:
+            raise DistilledDatasetError(
+                f"The D3HR pipeline recorded by this set ({path!r}, revision {revision!r}) could not be loaded: "
+                f"{str(error).rstrip('.')}. Pass pipeline=D3HRPipeline(vae=..., transformer=..., scheduler=...) "
+                "with the models it was distilled with."
+            ) from error
 
     def to_dataset_dict(self) -> dict[str, datasets.Dataset]:
         """Builds one ``datasets.Dataset`` per config.
@@ -811,6 +896,16 @@ def _gaussians_from_table(table: dict, meta: dict) -> dict:
     return gaussians
 
 
+def _load_recorded_vae(record: dict) -> AutoencoderKL:
+    """Loads the ``AutoencoderKL`` of a ``config["models"]`` record (``path``, ``subfolder``, ``revision``)."""
+    from diffusers import AutoencoderKL
+
+    from .default_models import resolve_model_reference
+
+    return AutoencoderKL.from_pretrained(resolve_model_reference(record["path"]), subfolder=record.get("subfolder"),
+                                         revision=record.get("revision"))
+
+
 def _library_version() -> Optional[str]:
     """Installed version of latent-distill, or ``None`` when run from a source tree."""
     try:
@@ -997,12 +1092,14 @@ def _storage_section(dataset: DistilledDataset) -> str:
         rows.append(["stored / budget", f"{stored / budget:.4g}"])
     else:
         rows.append(["IPC-image budget", "unknown (the config records no image shape)"])
-    lines = [
-        f"Budget mode: **{dataset.budget}** "
-        f"({dataset.samples_per_class} stored samples per class for IPC {dataset.ipc}).",
-        "",
-        _table(["", "bytes"], rows),
-    ]
+    if dataset.stored_representation == "gaussians":
+        stands_for = f"one Gaussian per class stands for IPC {dataset.ipc} images per class"
+    else:
+        stands_for = f"{dataset.samples_per_class} stored samples per class for IPC {dataset.ipc}"
+    lines = [f"Budget mode: **{dataset.budget}** ({stands_for}).", "", _table(["", "bytes"], rows)]
+    if dataset.images is not None and dataset.stored_representation != "images":
+        lines += ["", f"The `images` config holds images decoded from the stored {dataset.stored_representation} "
+                      "for convenience; they are not counted above."]
     if dataset.soft_labels is not None:
         lines += ["", f"Soft labels add {dataset.soft_labels.numel() * 4:,} bytes (float32), not counted above."]
     return "\n".join(lines)
@@ -1033,36 +1130,77 @@ def _configs_section(tables: dict[str, datasets.Dataset]) -> str:
     return _table(["config", "rows", "columns"], rows)
 
 
-def _usage_section(dataset: DistilledDataset, repo_id: str) -> str:
-    default = dataset.config_names[0]
-    return "\n".join([
-        "```python",
-        "from datasets import load_dataset",
-        "",
-        f'train = load_dataset("{repo_id}", "{default}", split="train")',
-        "",
-        "# or, with every tensor restored exactly:",
-        "from latent_distill.hub import DistilledDataset",
-        "",
-        f'distilled = DistilledDataset.from_pretrained("{repo_id}")',
-        "```",
-    ])
+def _training_snippet(dataset: DistilledDataset, repo_id: str) -> str:
+    """A runnable ``DataLoader`` example: the ``images`` config when published, else the library's
+    decoded latents or regenerated Gaussians."""
+    soft = '  # soft labels: batch["soft_label"]' if dataset.soft_labels is not None else ""
+    if dataset.images is not None:
+        lines = [
+            "from datasets import load_dataset",
+            "from torch.utils.data import DataLoader",
+            "",
+            f'images = load_dataset("{repo_id}", "images", split="train").with_format("torch")',
+            "loader = DataLoader(images, batch_size=256, shuffle=True)",
+            "for batch in loader:",
+            '    x = batch["image"].float() / 127.5 - 1  # uint8 (B, C, H, W) -> [-1, 1]',
+            f'    y = batch["label"]{soft}',
+            "    ...  # one optimisation step of your classifier",
+        ]
+    else:
+        if dataset.latents is not None:
+            restore = ["images, labels = distilled.decode(), distilled.labels  # the recorded autoencoder"]
+        else:
+            restore = ["regenerated = distilled.regenerate()  # the recorded D3HR pipeline",
+                       "images, labels = regenerated.images, regenerated.labels"]
+        lines = [
+            "from torch.utils.data import DataLoader, TensorDataset",
+            "",
+            "from latent_distill.hub import DistilledDataset",
+            "",
+            f'distilled = DistilledDataset.from_pretrained("{repo_id}")',
+            *restore,
+            "loader = DataLoader(TensorDataset(images.float() / 127.5 - 1, labels), batch_size=256, shuffle=True)",
+            f"for x, y in loader:{'  # soft labels: distilled.soft_labels' if soft else ''}",
+            "    ...  # one optimisation step of your classifier",
+        ]
+    return "\n".join(["```python", *lines, "```"])
 
 
-def _summary(dataset: DistilledDataset) -> str:
-    source = _source_dataset(dataset.config)
-    origin = f"`{source['id']}`" if source is not None else "an image-classification dataset"
-    return (f"A distilled version of {origin} made with **{dataset.method}** by latent-distill: "
-            f"{dataset.num_classes} classes, IPC {dataset.ipc}, {dataset.samples_per_class} stored samples per class.")
+def _preview_section(dataset: DistilledDataset, preview: bool) -> str:
+    if preview:
+        return f"![Preview: one row per class, up to {PREVIEW_SAMPLES_PER_CLASS} samples each]({PREVIEW_FILE})"
+    if dataset.latents is not None:
+        return "No preview: the set stores no images (decode its latents with `DistilledDataset.decode()`)."
+    if dataset.gaussians is not None and dataset.images is None:
+        return ("No preview: the set stores no images (regenerate them from the Gaussians with "
+                "`DistilledDataset.regenerate()`).")
+    return "No preview was saved."
+
+
+def _stored_per_class(dataset: DistilledDataset) -> str:
+    kind = dataset.stored_representation
+    if kind == "gaussians":
+        return "stored as one Gaussian per class from which the images are regenerated"
+    return f"{dataset.samples_per_class} {kind} stored per class"
+
+
+def card_template() -> str:
+    """The card template shipped in the package (``latent_distill/templates/distilled_dataset_card.md``).
+
+    Returns:
+        Its text: markdown with ``str.format`` placeholders (``{method}``, ``{ipc}``, ...), filled by
+        :func:`render_card`.
+    """
+    return importlib_resources.files(__package__).joinpath(CARD_TEMPLATE).read_text(encoding="utf-8")
 
 
 def render_card(dataset: DistilledDataset, repo_id: str, preview: bool,
                 tables: Optional[dict[str, datasets.Dataset]] = None) -> DatasetCard:
-    """Renders the dataset card (YAML header and text).
+    """Renders the dataset card (YAML header and text) from :func:`card_template`.
 
     Args:
         dataset: the distilled set.
-        repo_id: repository id (or folder) used in the usage snippet.
+        repo_id: repository id (or folder) used in the usage snippets.
         preview: whether ``preview.png`` exists and is embedded.
         tables: the output of ``dataset.to_dataset_dict()`` when already built.
 
@@ -1070,16 +1208,24 @@ def render_card(dataset: DistilledDataset, repo_id: str, preview: bool,
         A ``huggingface_hub.DatasetCard``.
     """
     data = card_data(dataset)
-    sections = [f"# {data.pretty_name}", _summary(dataset)]
-    if preview:
-        alt = f"Preview: one row per class, up to {PREVIEW_SAMPLES_PER_CLASS} samples each"
-        sections.append(f"![{alt}]({PREVIEW_FILE})")
-    sections += [
-        "## Configurations", _configs_section(tables if tables is not None else dataset.to_dataset_dict()),
-        "## Usage", _usage_section(dataset, repo_id),
-        "## Recipe", f"Every hyper-parameter is also in `{CONFIG_FILE}` (schema version {SCHEMA_VERSION}).",
-        _recipe_section(dataset),
-        "## Storage budget", _storage_section(dataset),
-        "## Evaluation", _evaluation_section(dataset),
-    ]
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+    source = _source_dataset(dataset.config)
+    fields = {
+        "card_data": data.to_yaml(),
+        "pretty_name": data.pretty_name,
+        "source": f"`{source['id']}`" if source is not None else "an image-classification dataset",
+        "method": dataset.method,
+        "num_classes": dataset.num_classes,
+        "ipc": dataset.ipc,
+        "stored_per_class": _stored_per_class(dataset),
+        "preview": _preview_section(dataset, preview),
+        "default_config": dataset.config_names[0],
+        "configs_table": _configs_section(tables if tables is not None else dataset.to_dataset_dict()),
+        "repo_id": repo_id,
+        "training_snippet": _training_snippet(dataset, repo_id),
+        "config_file": CONFIG_FILE,
+        "schema_version": SCHEMA_VERSION,
+        "recipe_table": _recipe_section(dataset),
+        "storage_section": _storage_section(dataset),
+        "evaluation_section": _evaluation_section(dataset),
+    }
+    return DatasetCard(card_template().format(**fields))

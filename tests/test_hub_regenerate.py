@@ -1,0 +1,115 @@
+"""D3HR sets on the Hub layout: regenerate() from the stored Gaussians, and the card of a D3HR set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import (
+    make_dit_scheduler,
+    make_image_dataset,
+    make_tiny_dit,
+    make_tiny_vae,
+)
+from diffusers import AutoencoderKL, DDIMScheduler, DiTTransformer2DModel
+from huggingface_hub import DatasetCard
+
+from latent_distill import D3HRPipeline, DistilledDataset
+from latent_distill.hub import DistilledDatasetError
+
+FAST = dict(num_candidates=64, inversion_steps=5, num_inference_steps=10, batch_size=8)
+
+
+def in_memory_pipeline() -> D3HRPipeline:
+    return D3HRPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(num_classes=2), scheduler=make_dit_scheduler())
+
+
+def saved_pipeline(folder: Path) -> D3HRPipeline:
+    """The tiny pipeline saved to ``folder`` and loaded back, so runs record ``folder`` as their models."""
+    in_memory_pipeline().save_pretrained(folder)
+    return D3HRPipeline.from_pretrained(folder)
+
+
+def distil_and_reload(pipe: D3HRPipeline, folder: Path, ipc: int = 2):
+    """Runs tiny D3HR, saves the set to ``folder`` and loads it back: ``(output, reloaded set)``."""
+    out = pipe(make_image_dataset(num_per_class=6), **FAST, ipc=ipc)
+    out.to_distilled_dataset().save_pretrained(folder)
+    return out, DistilledDataset.from_pretrained(folder)
+
+
+def test_regenerate_loads_the_recorded_pipeline_and_is_bit_identical(tmp_path):
+    out, distilled = distil_and_reload(saved_pipeline(tmp_path / "pipe"), tmp_path / "set")
+    assert distilled.config["models"]["transformer"] == {"path": str(tmp_path / "pipe"), "subfolder": "transformer",
+                                                         "revision": None}
+    regenerated = distilled.regenerate()
+    assert torch.equal(regenerated.images, out.images) and torch.equal(regenerated.labels, out.labels)
+    assert regenerated.gaussians["group_seeds"] == out.gaussians["group_seeds"]
+
+    one = distilled.regenerate(ipc=1)
+    assert one.images.shape == (2, 1, 28, 28) and one.labels.tolist() == [0, 1]
+    # The regenerated run keeps the set's provenance, so it saves as a set of its own.
+    assert one.config["image_shape"] == [1, 28, 28] and one.config["models"] == distilled.config["models"]
+    smaller = DistilledDataset.from_pretrained(one.to_distilled_dataset().save_pretrained(tmp_path / "ipc1"))
+    assert smaller.ipc == 1 and smaller.source_image_shape == (1, 28, 28)
+    assert smaller.config["distillation"]["ipc"] == 1
+
+
+def test_regenerate_with_an_explicit_pipeline(tmp_path):
+    pipe = in_memory_pipeline()
+    out, distilled = distil_and_reload(pipe, tmp_path / "set")
+    assert distilled.config["models"]["transformer"]["path"] is None
+    with pytest.raises(DistilledDatasetError, match=r"records no autoencoder.*pass pipeline=D3HRPipeline"):
+        distilled.regenerate()
+    fresh = in_memory_pipeline()  # same weights, no Gaussians fitted
+    assert torch.equal(distilled.regenerate(pipeline=fresh).images, out.images)
+    other_seed = distilled.regenerate(pipeline=fresh, seed=1)
+    assert other_seed.gaussians["seed"] == 1 and not torch.equal(other_seed.latents, out.latents)
+    # Overrides reach the run configuration; with the recorded ipc and seed the stored groups are redrawn.
+    overridden = distilled.regenerate(pipeline=fresh, num_candidates=1)
+    assert overridden.config["distillation"]["num_candidates"] == 1 and torch.equal(overridden.images, out.images)
+    with pytest.raises(ValueError, match="Unknown D3HR config keys"):
+        distilled.regenerate(pipeline=fresh, no_such_field=1)
+
+
+def test_regenerate_loads_an_autoencoder_recorded_apart_from_the_denoiser(tmp_path):
+    in_memory_pipeline().save_pretrained(tmp_path / "pipe")
+    make_tiny_vae(seed=1).save_pretrained(tmp_path / "other-vae")
+    pipe = D3HRPipeline(vae=AutoencoderKL.from_pretrained(tmp_path / "other-vae"),
+                        transformer=DiTTransformer2DModel.from_pretrained(tmp_path / "pipe", subfolder="transformer"),
+                        scheduler=DDIMScheduler.from_pretrained(tmp_path / "pipe", subfolder="scheduler"))
+    out, distilled = distil_and_reload(pipe, tmp_path / "set")
+    assert distilled.config["models"]["vae"]["path"] == str(tmp_path / "other-vae")
+    # Regenerating with the pipeline folder's own autoencoder would give other images.
+    assert torch.equal(distilled.regenerate().images, out.images)
+
+
+def test_regenerate_errors_name_the_fix(tmp_path):
+    latents = DistilledDataset(method="latent-dm", class_names=["a"], labels=torch.zeros(2, dtype=torch.long),
+                               latents=torch.zeros(2, 4, 3, 3))
+    with pytest.raises(DistilledDatasetError, match=r"stores no Gaussians.*decode\(\)"):
+        latents.regenerate()
+    _, distilled = distil_and_reload(saved_pipeline(tmp_path / "pipe"), tmp_path / "set")
+    distilled.config["models"]["transformer"]["path"] = str(tmp_path / "deleted")
+    with pytest.raises(DistilledDatasetError, match=r"could not be loaded.*Pass pipeline=D3HRPipeline"):
+        distilled.regenerate()
+
+
+def test_card_of_a_d3hr_set_counts_the_gaussians(tmp_path):
+    out, distilled = distil_and_reload(saved_pipeline(tmp_path / "pipe"), tmp_path / "set", ipc=3)
+    card = DatasetCard.load(tmp_path / "set" / "README.md")
+    assert [c["config_name"] for c in card.data.configs] == ["images", "gaussians"]
+    assert card.data.configs[0]["default"] is True
+    assert card.data.tags == ["dataset-distillation", "d3hr", "ipc-3"]
+    assert card.data.distillation["models"]["transformer"]["path"] == str(tmp_path / "pipe")
+    assert distilled.stored_representation == "gaussians"
+    gaussian_bytes = 2 * 2 * 4 * 7 * 7 * 4 + 2 * 8  # mean and std (2 classes x 196) float32 + 2 group seeds
+    assert distilled.storage_bytes() == gaussian_bytes
+    text = card.text
+    assert f"| stored (per-class Gaussians, float32 mean and std (2, 196) + int64 group seeds) | {gaussian_bytes:,} |" \
+        in text
+    assert f"| {3 * 2 * 28 * 28 * 4:,} |" in text  # IPC 3 x 2 classes x 1x28x28 float32 images
+    assert "one Gaussian per class stands for IPC 3 images per class" in text
+    assert "decoded from the stored gaussians" in text and "(preview.png)" in text
+    assert "| `distillation.num_candidates` | 64 |" in text
+    assert 'load_dataset("' + str(tmp_path / "set") + '", "images", split="train")' in text
