@@ -65,9 +65,11 @@ def test_regenerate_with_an_explicit_pipeline(tmp_path):
     assert torch.equal(distilled.regenerate(pipeline=fresh).images, out.images)
     other_seed = distilled.regenerate(pipeline=fresh, seed=1)
     assert other_seed.gaussians["seed"] == 1 and not torch.equal(other_seed.latents, out.latents)
-    # Overrides reach the run configuration; with the recorded ipc and seed the stored groups are redrawn.
+    # A changed search setting searches again instead of redrawing the stored groups: one candidate
+    # per class keeps the first draw of each class's first chunk.
     overridden = distilled.regenerate(pipeline=fresh, num_candidates=1)
-    assert overridden.config["distillation"]["num_candidates"] == 1 and torch.equal(overridden.images, out.images)
+    assert overridden.config["distillation"]["num_candidates"] == 1
+    assert overridden.gaussians["search"]["num_candidates"] == 1 and overridden.gaussians["group_indices"] == [0, 0]
     with pytest.raises(ValueError, match="Unknown D3HR config keys"):
         distilled.regenerate(pipeline=fresh, no_such_field=1)
 

@@ -93,7 +93,7 @@ def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: PathLike) ->
 def atomic_write_text(text: str, path: PathLike) -> None:
     """Writes ``text`` to ``path`` atomically."""
     with atomic_file(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def atomic_write_json(obj: Any, path: PathLike) -> None:

@@ -201,13 +201,19 @@ class D3HRPipeline(DiffusionPipeline):
                            "class_names": list(class_names),
                            "fit_config": dict(gaussians.get("fit_config", {}))}
 
+    @staticmethod
+    def _search_key(config: D3HRConfig) -> dict[str, Any]:
+        """The settings that determine which group the search keeps (stored with the groups)."""
+        return {key: getattr(config, key) for key in ("ipc", "seed", "num_candidates", "weight_mean", "weight_std",
+                                                        "weight_skew", "skew", "max_chunk_bytes")}
+
     def _kept_draws(self, config: D3HRConfig, classes: list[int], stored: Optional[dict]) -> dict[int, dict]:
         """Per class: the kept group's draws and how to find it again (stored, or searched)."""
         gaussians = self._require_fit()
         dim = gaussians.mean.shape[1]
         kept = {}
         for class_index in classes:
-            if stored is not None and stored.get("ipc") == config.ipc and stored.get("seed") == config.seed:
+            if stored is not None and stored.get("search") == self._search_key(config):
                 seed_of_chunk = int(stored["group_seeds"][class_index])
                 index = int(stored["group_indices"][class_index])
                 count = int(stored["chunk_counts"][class_index])
@@ -229,8 +235,9 @@ class D3HRPipeline(DiffusionPipeline):
             ipc: images per class (overrides ``config.ipc``).
             seed: seed of the group search (overrides ``config.seed``).
             config: run configuration (guidance, grid and search settings).
-            stored_groups: a stored ``gaussians`` entry; when its ``ipc`` and ``seed`` match, the kept
-                groups are redrawn from their seeds instead of searched.
+            stored_groups: a stored ``gaussians`` entry; when its search settings (``ipc``, ``seed``,
+                candidates, weights, skewness, chunking) match ``config``'s, the kept groups are
+                redrawn from their seeds instead of searched again (same result, no search).
             return_dict: return a :class:`D3HROutput` (else a tuple).
 
         Returns:
@@ -263,6 +270,7 @@ class D3HRPipeline(DiffusionPipeline):
             "mean": gaussians.mean, "std": gaussians.std, "latent_shape": list(latent_shape), "timestep": timestep,
             "group_seeds": [g["chunk_seed"] for g in groups], "group_indices": [g["index"] for g in groups],
             "chunk_counts": [g["chunk_count"] for g in groups], "ipc": config.ipc, "seed": config.seed,
+            "search": self._search_key(config),
             "group_scores": [g["score"] for g in groups],
             "fit_samples_per_class": gaussians.counts.tolist(),
             "fit_config": self.fit_record.get("fit_config", {}),
