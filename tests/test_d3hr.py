@@ -248,3 +248,18 @@ def test_group_choice_does_not_depend_on_worker_threads():
     one = select_group(sigma, ipc=5, num_candidates=2000, seed=1, class_index=0, max_chunk_bytes=8192, workers=1)
     two = select_group(sigma, ipc=5, num_candidates=2000, seed=1, class_index=0, max_chunk_bytes=8192, workers=2)
     assert torch.equal(one.draws, two.draws) and one.score == two.score
+
+
+def test_frozen_models_follow_accelerate_mixed_precision(pipe, monkeypatch):
+    from latent_distill.precision import PrecisionError, frozen_model_dtype
+
+    assert frozen_model_dtype("no") == torch.float32
+    assert frozen_model_dtype("fp16", device="cpu") == torch.bfloat16  # no fast fp16 kernels on a CPU
+    with pytest.raises(PrecisionError, match="bf16"):
+        frozen_model_dtype("fp8")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    out = pipe(make_image_dataset(num_per_class=4), **FAST, ipc=2)
+    assert pipe.vae.dtype == torch.bfloat16 and pipe.transformer.dtype == torch.bfloat16
+    # What is fitted, selected and stored stays float32.
+    assert out.latents.dtype == torch.float32 and out.gaussians["mean"].dtype == torch.float32
+    assert torch.isfinite(out.latents).all()

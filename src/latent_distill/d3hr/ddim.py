@@ -68,7 +68,7 @@ def ddim_invert(denoiser: GuidedDenoiser, inverter: DDIMInverseScheduler, latent
     inversion_timestep(inverter, steps)
     if not 0 <= start_step <= steps:
         raise InversionDepthError(f"start_step {start_step} must lie in 0..{steps} (the depth to reach).")
-    sample = latents.float()
+    sample = latents.to(denoiser.device, torch.float32)
     for timestep in inverter.timesteps[start_step:steps]:
         noise = denoiser(sample, timestep, labels)
         sample = inverter.step(noise, int(timestep), sample).prev_sample
@@ -100,7 +100,7 @@ def ddim_regenerate(denoiser: GuidedDenoiser, sampler: DDIMScheduler, latents: t
     Returns:
         Clean latents, float32.
     """
-    sample = latents.float()
+    sample = latents.to(denoiser.device, torch.float32)
     timesteps = sampler.timesteps[sampling_start_index(sampler, timestep):]
     for step_timestep in (progress(timesteps) if progress is not None else timesteps):
         noise = denoiser(sample, step_timestep, labels)

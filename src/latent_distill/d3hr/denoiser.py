@@ -38,6 +38,10 @@ class GuidedDenoiser:
         self.transformer.eval()
 
     @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @property
     def latent_channels(self) -> int:
         return int(self.transformer.config.in_channels)
 

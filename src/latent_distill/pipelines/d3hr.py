@@ -45,6 +45,7 @@ from ..data import (
 )
 from ..default_models import model_reference
 from ..distributed import shard
+from ..precision import frozen_model_dtype
 from ..representations import get_representation
 from ..seeding import generator_for
 from .outputs import D3HROutput
@@ -72,13 +73,17 @@ class D3HRPipeline(DiffusionPipeline):
     # pieces
     # ------------------------------------------------------------------------------------------
 
+    def _frozen(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A frozen model on this process's device, in the dtype of accelerate's mixed precision."""
+        device = PartialState().device
+        return module.to(device=device, dtype=frozen_model_dtype(device=device)).eval().requires_grad_(False)
+
     def _codec(self, config: D3HRConfig) -> LatentCodec:
         resolution = config.resolution or int(self.vae.config.sample_size)
-        return LatentCodec(self.vae.eval().requires_grad_(False), resolution, batch_size=config.batch_size)
+        return LatentCodec(self._frozen(self.vae), resolution, batch_size=config.batch_size)
 
     def _denoiser(self, config: D3HRConfig) -> GuidedDenoiser:
-        self.transformer.eval().requires_grad_(False)
-        return GuidedDenoiser(self.transformer, config.guidance_scale)
+        return GuidedDenoiser(self._frozen(self.transformer), config.guidance_scale)
 
     def invert(self, latents: torch.Tensor, labels: torch.Tensor, config: Optional[D3HRConfig] = None,
                batch_index: int = 0) -> torch.Tensor:
