@@ -21,7 +21,12 @@ from typing import Any, Optional, Union
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
-from diffusers import AutoencoderKL, DiffusionPipeline, DiTTransformer2DModel, SchedulerMixin
+from diffusers import (
+    AutoencoderKL,
+    DiffusionPipeline,
+    DiTTransformer2DModel,
+    SchedulerMixin,
+)
 
 from ..checkpointing import load_state, save_state
 from ..codec import LatentCache, LatentCodec
