@@ -16,7 +16,8 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from .checkpointing import atomic_directory
 
@@ -123,9 +124,14 @@ class LatentCodec:
         return torch.cat(chunks) if chunks else torch.empty(0)
 
     def fingerprint(self) -> str:
-        """A hash of the autoencoder's config and weights and of the codec settings."""
+        """A hash of the autoencoder's config and weights and of the codec settings.
+
+        Private config entries (``_name_or_path``, ``_use_default_values``, whose order changes with
+        Python's string hashing) are left out, so the same model gives the same hash in every process.
+        """
         digest = hashlib.sha256()
-        digest.update(json.dumps(dict(self.vae.config), sort_keys=True, default=str).encode())
+        config = {key: value for key, value in dict(self.vae.config).items() if not key.startswith("_")}
+        digest.update(json.dumps(config, sort_keys=True, default=str).encode())
         digest.update(f"{self.resolution}/{self.resample}".encode())
         for name, tensor in sorted(self.vae.state_dict().items()):
             digest.update(name.encode())
@@ -148,7 +154,8 @@ class LatentCache:
 
     Each entry is a folder ``<root>/<codec>-<dataset>/`` written atomically with
     ``latents.safetensors`` (latents and labels) and ``meta.json``; an entry whose files are missing,
-    unreadable or inconsistent is rebuilt.
+    unreadable or inconsistent is rebuilt. Loaded entries are memory-mapped, so a cache larger than
+    the free memory can still be used.
 
     Args:
         root: cache folder (``None`` disables caching).
@@ -163,14 +170,30 @@ class LatentCache:
         return self.root / f"{codec.fingerprint()}-{dataset_fingerprint}"
 
     def load(self, codec: LatentCodec, dataset_fingerprint: str) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-        """Returns cached ``(latents, labels)`` or ``None`` when absent or corrupt."""
+        """Returns cached ``(latents, labels)``, memory-mapped, or ``None`` when absent or corrupt.
+
+        The tensors are copy-on-write views of ``latents.safetensors``: loading reads no latent
+        data, rows are paged in as they are indexed (and can be dropped again by the OS under memory
+        pressure), processes loading the same entry share the pages, and writing into the tensors
+        never changes the file. Entries are only ever replaced by renaming a new folder into place,
+        never rewritten in place, so a mapped entry stays valid while it is rebuilt.
+
+        Args:
+            codec: the codec the latents were encoded with.
+            dataset_fingerprint: the key of the encoded data.
+
+        Returns:
+            ``(latents, labels)`` on the CPU, or ``None``.
+        """
         entry = self.entry(codec, dataset_fingerprint)
         if entry is None or not (entry / "meta.json").exists():
             return None
         try:
             meta = json.loads((entry / "meta.json").read_text())
-            tensors = load_file(str(entry / "latents.safetensors"))
-            latents, labels = tensors["latents"], tensors["labels"]
+            # safe_open maps the file (copy-on-write) and checks the header against the file size,
+            # so a truncated file fails here; get_tensor returns views of the mapping, not copies.
+            with safe_open(str(entry / "latents.safetensors"), framework="pt") as handle:
+                latents, labels = handle.get_tensor("latents"), handle.get_tensor("labels")
         except Exception:  # a partial or corrupt entry is rebuilt
             return None
         if list(latents.shape) != meta.get("shape") or len(labels) != len(latents):
@@ -179,6 +202,14 @@ class LatentCache:
 
     def store(self, codec: LatentCodec, dataset_fingerprint: str, latents: torch.Tensor,
               labels: torch.Tensor) -> None:
+        """Writes an entry atomically (a new folder renamed into place; an old entry is replaced).
+
+        Args:
+            codec: the codec the latents were encoded with.
+            dataset_fingerprint: the key of the encoded data.
+            latents: float latents ``(N, *latent_shape)``.
+            labels: int64 labels ``(N,)``.
+        """
         entry = self.entry(codec, dataset_fingerprint)
         if entry is None:
             return

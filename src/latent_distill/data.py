@@ -128,7 +128,7 @@ def detect_columns(dataset: Dataset, image_column: Optional[str] = None,
         ``(image_column, label_column)``.
 
     Raises:
-        DataError: when a column is missing or the labels are not integers.
+        DataError: when a column is missing, or the labels are not integers or all missing.
     """
     features = dataset.features
     if image_column is None:
@@ -153,6 +153,11 @@ def detect_columns(dataset: Dataset, image_column: Optional[str] = None,
     elif label_column not in features:
         raise DataError(f"label_column={label_column!r} is not a column of the dataset {list(features)}.")
     label_feature = features[label_column]
+    if getattr(label_feature, "dtype", None) == "null":
+        raise DataError(
+            f"Column {label_column!r} holds no label at all (every value is None): distil a labelled split, "
+            "or name the right column with label_column=<name>."
+        )
     if not isinstance(label_feature, ClassLabel) and getattr(label_feature, "dtype", None) not in (
         "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"
     ):
@@ -182,7 +187,8 @@ class ImagePreprocessor:
     Args:
         resolution: side of the square output; the shorter side is resized to it, then centre-cropped.
         channels: 1 (grey) or 3 (RGB). Transparent images are composited on white; palette images
-            are converted through RGB(A).
+            are converted through RGB(A); 16-bit (and 32-bit integer) grey images are scaled from
+            [0, 65535] to [0, 255] instead of being clipped.
     """
 
     resolution: int = 28
@@ -193,9 +199,12 @@ class ImagePreprocessor:
             raise DataError(f"channels must be 1 (grey) or 3 (RGB), got {self.channels}.")
 
     def _to_mode(self, image: PILImage.Image) -> PILImage.Image:
+        if image.mode.startswith("I"):  # 16-bit PNGs open as I;16 (or I): PIL's own conversion clips at 255
+            scaled = np.asarray(image, dtype=np.float64) / 257.0
+            image = PILImage.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
         if image.mode == "P":
             image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        if image.mode in ("RGBA", "LA"):
+        if image.mode in ("RGBA", "LA", "PA"):
             background = PILImage.new("RGBA", image.size, (255, 255, 255, 255))
             image = PILImage.alpha_composite(background, image.convert("RGBA"))
         return image.convert("L" if self.channels == 1 else "RGB")
@@ -264,30 +273,70 @@ def dataset_to_tensors(dataset: Dataset, resolution: int = 28, channels: int = 1
         ``ImageClassificationTensors`` with ``uint8`` images ``(N, channels, resolution, resolution)``.
 
     Raises:
-        DataError: on missing columns, non-integer or missing labels, or empty datasets.
+        DataError: on missing columns, non-integer, missing or negative labels, rows without an
+            image, or empty datasets.
     """
     if len(dataset) == 0:
         raise DataError("The dataset is empty: pass a split with at least one image per class.")
     image_column, label_column = detect_columns(dataset, image_column, label_column)
-    labels = list(dataset[label_column])
-    if any(label is None for label in labels):
-        missing = sum(label is None for label in labels)
-        raise DataError(
-            f"{missing} rows have no label in column {label_column!r}: drop them first with "
-            f"dataset.filter(lambda row: row[{label_column!r}] is not None)."
-        )
+    labels = _dataset_labels(dataset, label_column)
     preprocess = ImagePreprocessor(resolution, channels)
     arrays = np.empty((len(dataset), channels, resolution, resolution), dtype=np.uint8)
     view = dataset.select_columns([image_column])
     for start in range(0, len(dataset), batch_size):
         batch = view[start: start + batch_size][image_column]
         for offset, image in enumerate(batch):
+            if image is None:
+                raise DataError(
+                    f"Row {start + offset} has no image in column {image_column!r}: drop rows without an image "
+                    f"first with dataset.filter(lambda row: row[{image_column!r}] is not None)."
+                )
             arrays[start + offset] = preprocess(image)
     return ImageClassificationTensors(
         images=torch.from_numpy(arrays),
-        labels=torch.tensor(labels, dtype=torch.long),
+        labels=labels,
         class_names=class_names(dataset, label_column),
     )
+
+
+def _dataset_labels(dataset: Dataset, label_column: str) -> torch.Tensor:
+    """Reads the label column as int64 class indices, refusing rows without a usable label.
+
+    Args:
+        dataset: a ``datasets.Dataset``.
+        label_column: its (already checked) label column.
+
+    Returns:
+        int64 labels ``(N,)``.
+
+    Raises:
+        DataError: for ``None`` labels, negative labels (``-1`` marks an unlabelled row in
+            ``datasets``) or ``ClassLabel`` indices beyond its names.
+    """
+    labels = list(dataset[label_column])
+    total = len(labels)
+    missing = sum(label is None for label in labels)
+    if missing:
+        raise DataError(
+            f"{missing} of {total} rows have no label (None) in column {label_column!r}: drop them first "
+            f"with dataset.filter(lambda row: row[{label_column!r}] is not None)."
+        )
+    labels = torch.tensor(labels, dtype=torch.long)
+    negative = int((labels < 0).sum())
+    if negative:
+        raise DataError(
+            f"{negative} of {total} rows have a negative label in column {label_column!r} (datasets marks "
+            f"unlabelled rows, e.g. of test splits, with -1): drop them first with "
+            f"dataset.filter(lambda row: row[{label_column!r}] >= 0), or distil a labelled split."
+        )
+    feature = dataset.features[label_column]
+    if isinstance(feature, ClassLabel) and total and int(labels.max()) >= feature.num_classes:
+        raise DataError(
+            f"Column {label_column!r} holds label {int(labels.max())} but its ClassLabel has only "
+            f"{feature.num_classes} names: cast it with every class name, "
+            f"dataset.cast_column({label_column!r}, ClassLabel(names=[...]))."
+        )
+    return labels
 
 
 def fashion_mnist_tensors(split: str, root: Union[str, Path, None] = None) -> ImageClassificationTensors:
@@ -331,7 +380,8 @@ def training_tensors(dataset: DatasetLike, resolution: int, channels: int, image
         ``ImageClassificationTensors`` at ``resolution`` with ``channels`` channels.
 
     Raises:
-        DataError: for a missing ``train`` split, a wrong size or channel count, or an empty class.
+        DataError: for a missing ``train`` split, a wrong size or channel count, labels outside
+            ``[0, num_classes)``, or an empty class.
     """
     if isinstance(dataset, ImageClassificationTensors):
         data = dataset
@@ -348,6 +398,12 @@ def training_tensors(dataset: DatasetLike, resolution: int, channels: int, image
     if data.images.shape[1] != channels:
         raise DataError(f"Images have {data.images.shape[1]} channels but the autoencoder takes "
                         f"{channels}: build the tensors with channels={channels}.")
+    outside = (data.labels < 0) | (data.labels >= data.num_classes)
+    if bool(outside.any()):
+        raise DataError(
+            f"{int(outside.sum())} of {len(data.labels)} labels are not class indices in [0, {data.num_classes}) "
+            f"(e.g. {int(data.labels[outside][0])}): drop those rows, or list every class in class_names."
+        )
     counts = torch.bincount(data.labels, minlength=data.num_classes)
     empty = [data.class_names[c] for c in range(data.num_classes) if counts[c] == 0]
     if empty:
