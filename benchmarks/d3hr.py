@@ -231,6 +231,7 @@ def main() -> None:
     parser.add_argument("--teacher_epochs", type=int, default=10)
     parser.add_argument("--skip_speed", action="store_true")
     parser.add_argument("--main_only", action="store_true", help="only the IPC 1 / 10 cells (no ablations)")
+    parser.add_argument("--speed_only", action="store_true", help="only the speed figures (reuses a saved fit)")
     parser.add_argument("--redo", action="store_true")
     args = parser.parse_args()
     configure_threads(1)
@@ -243,7 +244,8 @@ def main() -> None:
     fitted = fit_all(pipe, train, args)
     if not args.skip_speed:
         speed_cells(pipe, fitted, args)
-    quality_cells(pipe, fitted, train, test, teacher, args)
+    if not args.speed_only:
+        quality_cells(pipe, fitted, train, test, teacher, args)
     write_tables()
     print(json.dumps([r for r in load_records("d3hr") if r["method"] == "d3hr"], indent=1)[:2000])
 
