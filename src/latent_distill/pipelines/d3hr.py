@@ -81,7 +81,12 @@ class D3HRPipeline(DiffusionPipeline):
     def _frozen(self, module: torch.nn.Module) -> torch.nn.Module:
         """A frozen model on this process's device, in the dtype of accelerate's mixed precision."""
         device = PartialState().device
-        return module.to(device=device, dtype=frozen_model_dtype(device=device)).eval().requires_grad_(False)
+        dtype = frozen_model_dtype(device=device)
+        if module.device != device:
+            module.to(device)
+        if module.dtype != dtype:
+            module.to(dtype=dtype)
+        return module.eval().requires_grad_(False)
 
     def _codec(self, config: D3HRConfig) -> LatentCodec:
         resolution = config.resolution or int(self.vae.config.sample_size)
