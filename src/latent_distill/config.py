@@ -48,6 +48,8 @@ class DistillationConfig:
         network: name of the matching network in the network registry.
         network_kwargs: extra arguments of the matching network (depth, width, norm, ...).
         objective_kwargs: objective-specific hyper-parameters.
+        representation_kwargs: representation-specific options (e.g. ``num_steps`` and ``skip`` of
+            the ``"diffusion"`` representation, LD3M); validated by the representation.
         seed: seed of every random choice; randomness is derived from (seed, step, class).
         checkpoint_every: steps between checkpoints (0 disables).
         encode_batch_size: images per autoencoder forward pass.
@@ -71,6 +73,7 @@ class DistillationConfig:
     network: str = "convnet"
     network_kwargs: dict = field(default_factory=dict)
     objective_kwargs: dict = field(default_factory=dict)
+    representation_kwargs: dict = field(default_factory=dict)
     seed: int = 0
     checkpoint_every: int = 100
     encode_batch_size: int = 500
@@ -110,6 +113,31 @@ class DistillationConfig:
     def method_name(self) -> str:
         """The library-wide method name: the preset's (``"pixel-dsa"``) or ``<representation>-<method>``."""
         return self.preset or f"{self.representation}-{self.method}"
+
+
+def parse_options(options_class: Optional[type], values: dict[str, Any], *, field_name: str, owner: str,
+                  error: type[Exception] = ValueError) -> Any:
+    """Turns a config's options dict (``objective_kwargs``, ``representation_kwargs``) into a dataclass.
+
+    Args:
+        options_class: the dataclass of the owner's options (``None``: it takes none).
+        values: the options dict of the run configuration.
+        field_name: the config field the dict comes from, for error messages.
+        owner: what takes the options (e.g. ``"the 'diffusion' representation"``), for error messages.
+        error: the exception type raised for unknown keys.
+
+    Returns:
+        An ``options_class`` instance, or ``None`` when the owner takes no options.
+
+    Raises:
+        error: for keys the owner does not know, listing the valid ones.
+    """
+    known = sorted(f.name for f in dataclasses.fields(options_class)) if options_class else []
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        valid = f"valid keys are {known}" if known else "it takes none: remove them"
+        raise error(f"Unknown {field_name} {unknown} for {owner}; {valid}.")
+    return options_class(**values) if options_class else None
 
 
 def samples_per_class_for_budget(ipc: int, budget: str, image_shape: tuple[int, ...],

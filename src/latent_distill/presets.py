@@ -2,7 +2,8 @@
 
 A preset is a partial :class:`~latent_distill.config.DistillationConfig`; ``config_for_method``
 fills a config from a preset and user overrides. Method names are ``<representation>-<objective>``
-(``latent-dm``, ``pixel-dm``, ...), the names used by ``examples/distill.py --method``.
+(``latent-dm``, ``pixel-dm``, ...; ``ld3m-dm`` etc. for the ``"diffusion"`` representation), the
+names used by ``examples/distill.py --method``.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ def list_presets() -> list[str]:
 
 
 #: config fields whose overrides update the preset's dict key by key instead of replacing it.
-MERGED_FIELDS = ("network_kwargs", "objective_kwargs")
+MERGED_FIELDS = ("network_kwargs", "objective_kwargs", "representation_kwargs")
 
 
 def config_for_method(name: str, **overrides: Any) -> DistillationConfig:
     """Builds the config of a named method, with ``overrides`` (``None`` values are ignored).
 
-    ``network_kwargs`` and ``objective_kwargs`` overrides update the preset's dicts key by key, so
-    ``objective_kwargs={"num_experts": 2}`` keeps the preset's other objective options.
+    ``network_kwargs``, ``objective_kwargs`` and ``representation_kwargs`` overrides update the
+    preset's dicts key by key, so ``objective_kwargs={"num_experts": 2}`` keeps the preset's other
+    objective options.
 
     Raises:
         KeyError: for an unknown method name, listing the known ones.
@@ -97,3 +99,28 @@ register_preset("pixel-mtt", representation="pixel", method="mtt", iterations=10
                 scale_learning_rate=False, momentum=0.5, init="real", augmentation=DSA_STRATEGY,
                 objective_kwargs={"num_experts": 10, "expert_epochs": 3, "syn_steps": 20, "max_start_epoch": 25,
                                   "buffer_epochs": 50, "lr_teacher": 0.01, "lr_lr": 1e-5, "batch_syn": None})
+
+# LD3M (Moser et al., methods spec section 2.4): the synthetic set is learnable initial latents and
+# class embeddings of the pipeline's class-conditional DiT, rendered by K = 10 skip-connected DDIM
+# steps (the paper's Eq. 7 form, no guidance) and decoded; the objectives run on the decoded images
+# with DSA, real-image init, SGD momentum 0.5 with one learning rate for latents and embeddings.
+# LD3M runs 10,000 iterations; 200 by default here for CPU runs (every iteration renders the whole
+# set twice through the denoiser; set iterations to reproduce).
+_LD3M = dict(representation="diffusion", iterations=200, scale_learning_rate=False, momentum=0.5, batch_real=256,
+             init="real", augmentation=DSA_STRATEGY,
+             representation_kwargs={"num_steps": 10, "skip": "paper", "guidance_scale": 1.0})
+
+# LD3M-DM: lr_w 1, a fresh random ConvNet per iteration, 256 real images per class.
+register_preset("ld3m-dm", method="dm", learning_rate=1.0, **_LD3M)
+
+# LD3M-DC: lr_w 0.1, DC's per-channel cosine distance, outer_loop = inner_loop = 1 (one match per
+# fresh network, so it is never trained), network lr 0.01.
+register_preset("ld3m-dc", method="dc", learning_rate=0.1, **_LD3M,
+                objective_kwargs={**_DC_ORIGINAL, "outer_loops": 1, "inner_steps": 1})
+
+# LD3M-MTT: lr_w 1000, syn_steps 10, expert_epochs 2, max_start_epoch 2, lr_lr 1e-6, initial student
+# lr 0.01, whole synthetic set per step, TESLA-style constant-memory student gradients. 10 experts
+# (instead of 100) trained for exactly the 3 epochs the matching reads, for CPU runs.
+register_preset("ld3m-mtt", method="mtt", learning_rate=1000.0, **_LD3M,
+                objective_kwargs={"num_experts": 10, "expert_epochs": 2, "syn_steps": 10, "max_start_epoch": 2,
+                                  "lr_teacher": 0.01, "lr_lr": 1e-6, "batch_syn": None, "memory": "tesla"})

@@ -7,6 +7,8 @@ class (``samples_per_class`` consecutive rows per class). ``render(c)`` returns 
 - :class:`LatentCodes` (LatentDD): learnable autoencoder latents; matching runs on latents; the
   images are decoded once at the end.
 - :class:`Pixels` (DC/DSA/DM/MTT baselines): learnable images; matching runs on pixels.
+- :class:`~latent_distill.diffusion_prior.DiffusionPrior` (LD3M, registered as ``"diffusion"``):
+  learnable initial latents and class embeddings rendered to images by a frozen denoiser and decoder.
 
 Each representation also says how the *real* data is brought into its space
 (:meth:`Representation.real_pool`), so an objective never needs to know which one it works on.
@@ -16,16 +18,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from accelerate import PartialState
 from torch import nn
 
 from .codec import LatentCache, LatentCodec, tensor_fingerprint
+from .config import parse_options
 from .data import ImageClassificationTensors, float_to_uint8, uint8_to_float
 from .distributed import all_gather_rows, batch_aligned_bounds
 from .registry import Registry
+
+
+class RepresentationConfigError(ValueError):
+    """Raised for unusable representation options; the message names the problem and the fix."""
+
 
 REPRESENTATIONS: Registry[type["Representation"]] = Registry("representation")
 register_representation = REPRESENTATIONS.register
@@ -115,14 +123,74 @@ class Representation(nn.Module):
 
     name: str = "base"
     space: str = "pixel"
+    #: Dataclass of the representation's options, filled from ``config.representation_kwargs``
+    #: (``None``: it takes none).
+    options_class: Optional[type] = None
+    #: Whether the representation renders with the pipeline's denoiser (transformer + scheduler).
+    uses_denoiser: bool = False
 
     def __init__(self, initial: torch.Tensor, num_classes: int) -> None:
         super().__init__()
-        if len(initial) % num_classes != 0:
-            raise ValueError(f"{len(initial)} initial samples cannot be split evenly over {num_classes} classes.")
         self.num_classes = num_classes
-        self.samples_per_class = len(initial) // num_classes
+        self.samples_per_class = self.split_per_class(len(initial), num_classes)
         self.samples = nn.Parameter(initial.detach().clone().float())
+
+    @staticmethod
+    def split_per_class(count: int, num_classes: int) -> int:
+        """Samples per class of a set of ``count`` samples ordered by class.
+
+        Raises:
+            ValueError: when ``count`` is not a multiple of ``num_classes``.
+        """
+        if count % num_classes != 0:
+            raise ValueError(f"{count} initial samples cannot be split evenly over {num_classes} classes.")
+        return count // num_classes
+
+    @classmethod
+    def parse_options(cls, values: Optional[dict[str, Any]]) -> Any:
+        """Turns ``config.representation_kwargs`` into an :attr:`options_class` instance.
+
+        Raises:
+            RepresentationConfigError: for keys the representation does not know, listing the valid ones.
+        """
+        return parse_options(cls.options_class, dict(values or {}), field_name="representation_kwargs",
+                             owner=f"the {cls.name!r} representation", error=RepresentationConfigError)
+
+    @classmethod
+    def create(cls, initial: torch.Tensor, num_classes: int, *, codec: Optional[LatentCodec] = None,
+               transformer: Optional[nn.Module] = None, scheduler: Any = None,
+               options: Optional[dict[str, Any]] = None, seed: int = 0) -> "Representation":
+        """Builds the representation of a run (what the pipeline calls).
+
+        The default ignores the frozen models and returns ``cls(initial, num_classes)``;
+        representations that need them (or options) override it.
+
+        Args:
+            initial: initial samples in the matching space (drawn from :meth:`real_pool` or noise),
+                ordered by class.
+            num_classes: number of classes.
+            codec: the pipeline's autoencoder codec.
+            transformer: the pipeline's denoiser, or ``None``.
+            scheduler: the pipeline's noise scheduler, or ``None``.
+            options: ``config.representation_kwargs``.
+            seed: ``config.seed`` (keys the representation's own randomness).
+
+        Returns:
+            The learnable synthetic set.
+
+        Raises:
+            RepresentationConfigError: when ``options`` holds keys the representation does not know.
+        """
+        cls.parse_options(options)
+        return cls(initial, num_classes)
+
+    def begin_iteration(self, step: int) -> None:
+        """Called by the pipeline before each distillation iteration ``step`` (default: nothing).
+
+        Representations whose rendering is random (e.g. the initial noise of a diffusion sampler)
+        key that randomness by ``step``, so every render within one iteration is the same function
+        of the parameters, and a resumed run draws what an uninterrupted run draws.
+        """
 
     @property
     def labels(self) -> torch.Tensor:
@@ -201,3 +269,7 @@ class LatentCodes(Representation):
     def export(self, codec):
         latents = self.samples.detach().clone()
         return {"latents": latents, "images": float_to_uint8(codec.decode(latents))}
+
+
+# Registers the "diffusion" representation (LD3M); imported last because it builds on the classes above.
+from . import diffusion_prior  # noqa: E402,F401

@@ -6,14 +6,13 @@ space the representation renders to. It is written once and serves pixels and la
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import torch
 
 from ..augment import DifferentiableSiameseAugmentation
-from ..config import DistillationConfig
+from ..config import DistillationConfig, parse_options
 from ..networks import get_network
 from ..registry import Registry
 from ..representations import RealPool, Representation
@@ -47,14 +46,8 @@ def parse_objective_options(options_class: Optional[type], values: dict[str, Any
     Raises:
         ObjectiveConfigError: for keys the objective does not know, listing the valid ones.
     """
-    known = sorted(field.name for field in dataclasses.fields(options_class)) if options_class else []
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        valid = f"valid keys are {known}" if known else "it takes none"
-        raise ObjectiveConfigError(
-            f"Unknown objective_kwargs {unknown} for the {objective!r} objective; {valid}."
-        )
-    return options_class(**values) if options_class else None
+    return parse_options(options_class, values, field_name="objective_kwargs", owner=f"the {objective!r} objective",
+                         error=ObjectiveConfigError)
 
 
 class MatchingObjective:

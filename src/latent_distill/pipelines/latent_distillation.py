@@ -1,7 +1,8 @@
 """``LatentDistillationPipeline``: gradient-based dataset distillation in latent or pixel space.
 
-One pipeline serves LatentDD (``representation="latent"``) and the classic pixel baselines
-(``representation="pixel"``) for every registered matching objective. Unlike most diffusers
+One pipeline serves LatentDD (``representation="latent"``), the classic pixel baselines
+(``representation="pixel"``) and LD3M (``representation="diffusion"``, which needs the denoiser and
+scheduler) for every registered matching objective. Unlike most diffusers
 pipelines, ``__call__`` *optimises* (a synthetic set); the frozen models (the autoencoder, and the
 optional denoiser and scheduler) are ordinary diffusers components saved with ``save_pretrained``.
 """
@@ -48,7 +49,8 @@ class LatentDistillationPipeline(DiffusionPipeline):
     Args:
         vae: a diffusers ``AutoencoderKL``; the latent space of LatentDD, and the decoder of the
             synthetic latents.
-        transformer: optional class-conditional denoiser (used by diffusion-prior representations).
+        transformer: optional class-conditional denoiser (used by diffusion-prior representations:
+            ``representation="diffusion"``, LD3M).
         scheduler: optional scheduler of the denoiser.
     """
 
@@ -111,9 +113,13 @@ class LatentDistillationPipeline(DiffusionPipeline):
 
     def _vae_reference(self) -> dict[str, Any]:
         """Where the autoencoder came from, so a distilled set can be decoded again."""
+        return self._component_reference("vae", self.vae)
+
+    def _component_reference(self, subfolder: str, module: Any) -> dict[str, Any]:
+        """Where a component came from: the pipeline folder's ``subfolder``, or the module's own path."""
         if self.config.get("_name_or_path"):
-            return {"path": model_reference(self.config["_name_or_path"]), "subfolder": "vae", "revision": None}
-        return {"path": model_reference(getattr(self.vae.config, "_name_or_path", None)), "subfolder": None,
+            return {"path": model_reference(self.config["_name_or_path"]), "subfolder": subfolder, "revision": None}
+        return {"path": model_reference(getattr(module.config, "_name_or_path", None)), "subfolder": None,
                 "revision": None}
 
     def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors,
@@ -131,6 +137,10 @@ class LatentDistillationPipeline(DiffusionPipeline):
         }
         if config.representation == "latent":
             record["latents_per_class"] = per_class
+        if get_representation(config.representation).uses_denoiser:
+            record["models"]["transformer"] = self._component_reference("transformer", self.transformer)
+            record["models"]["scheduler"] = {**self._component_reference("scheduler", self.scheduler),
+                                             "class": type(self.scheduler).__name__}
         return record
 
     # ------------------------------------------------------------------------------------------
@@ -185,8 +195,10 @@ class LatentDistillationPipeline(DiffusionPipeline):
             data, codec, LatentCache(cache_dir),
             progress=lambda it: self.progress_bar(it) if len(it) > 1 else it,
         )
-        synthetic = representation_cls(
-            self._initial_samples(real, per_class, config.init, config.seed, sample_shape), data.num_classes
+        synthetic = representation_cls.create(
+            self._initial_samples(real, per_class, config.init, config.seed, sample_shape), data.num_classes,
+            codec=codec, transformer=self.transformer, scheduler=self.scheduler,
+            options=config.representation_kwargs, seed=config.seed,
         )
         learning_rate = config.learning_rate * (per_class if config.scale_learning_rate else 1)
         objective = objective_cls(config, sample_shape, data.num_classes, build_augmentation(config.augmentation))
@@ -215,6 +227,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
         progress.update(step)
         loop_started, first_step = time.time(), step
         while step < config.iterations:
+            synthetic.begin_iteration(step)
             loss = objective.iteration(synthetic, real, optimizer, step, classes)
             if objective.class_separable:
                 loss = sum_across_processes(loss, state)
@@ -243,6 +256,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             class_names=list(data.class_names), config=record, losses=losses,
             distill_seconds=time.time() - started,
             seconds_per_iteration=loop_seconds / (step - first_step) if step > first_step else None,
+            class_embeddings=stored.get("class_embeddings"),
         )
         if not return_dict:
             return (output.images, output.labels, output.latents)

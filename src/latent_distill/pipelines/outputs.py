@@ -16,7 +16,8 @@ class LatentDistillationOutput(BaseOutput):
     Args:
         images: decoded (or learned) synthetic images, ``uint8`` ``(N, C, H, W)``, ordered by class.
         labels: int64 labels ``(N,)``.
-        latents: the learned latents ``(N, C, h, w)`` for latent methods, else ``None``.
+        latents: the learned latents ``(N, C, h, w)`` for latent methods (for LD3M, the learned initial
+            latents of the sampler: decoding them directly does not give the images), else ``None``.
         class_names: names of the classes, indexed by label.
         config: the run record: ``ipc``, ``budget``, ``samples_per_class``, ``image_shape``, the full
             :class:`~latent_distill.config.DistillationConfig` under ``distillation``, and the
@@ -25,6 +26,9 @@ class LatentDistillationOutput(BaseOutput):
         distill_seconds: wall time of the run (encoding and setup included).
         seconds_per_iteration: wall time of one optimisation step, averaged over the steps this call
             ran (``None`` when it ran none, e.g. a finished run resumed).
+        class_embeddings: LD3M's learned class embeddings ``(N, num_blocks, hidden)`` (with the
+            latents, the run's ``representation_kwargs`` and ``seed`` they re-render the images:
+            :meth:`~latent_distill.diffusion_prior.DiffusionPrior.restore`), else ``None``.
     """
 
     images: torch.Tensor
@@ -35,16 +39,22 @@ class LatentDistillationOutput(BaseOutput):
     losses: list = field(default_factory=list)
     distill_seconds: float = 0.0
     seconds_per_iteration: Optional[float] = None
+    class_embeddings: Optional[torch.Tensor] = None
 
     def to_distilled_dataset(self, evaluation: Optional[list] = None):
-        """Wraps the output as a :class:`~latent_distill.hub.DistilledDataset` ready to save or push."""
+        """Wraps the output as a :class:`~latent_distill.hub.DistilledDataset` ready to save or push.
+
+        A diffusion-prior (LD3M) set is published as its images: its latents are the *initial*
+        latents of a sampler run, which the autoencoder alone does not decode into those images.
+        """
         from ..hub import DistilledDataset
 
+        rendered_by_a_sampler = self.class_embeddings is not None
         return DistilledDataset(
             method=self.config["distillation"]["method_name"],
             class_names=list(self.class_names),
             labels=self.labels,
-            latents=self.latents,
+            latents=None if rendered_by_a_sampler else self.latents,
             images=self.images,
             config=self.config,
             evaluation=list(evaluation or []),
