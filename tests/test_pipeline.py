@@ -135,3 +135,14 @@ def test_output_saves_reloads_and_decodes_with_the_recorded_autoencoder(pipe, to
     restored = DistilledDataset.from_pretrained(tmp_path / "set")
     assert restored.config["models"]["vae"]["subfolder"] == "vae"
     assert torch.equal(restored.decode(), out.images)
+
+
+def test_frozen_autoencoder_follows_mixed_precision_and_latents_stay_float32(tiny_vae, toy_dataset, monkeypatch):
+    from latent_distill import LatentDistillationPipeline, config_for_method
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    pipe = LatentDistillationPipeline(vae=tiny_vae)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(toy_dataset, config_for_method("latent-dm", ipc=1, iterations=2, batch_real=4, checkpoint_every=0))
+    assert pipe.vae.dtype == torch.bfloat16
+    assert out.latents.dtype == torch.float32 and torch.isfinite(out.latents).all()

@@ -43,3 +43,26 @@ def frozen_model_dtype(mixed_precision: Optional[str] = None, device: Optional[t
     if dtype == torch.float16 and device is not None and torch.device(device).type == "cpu":
         return torch.bfloat16
     return dtype
+
+
+def freeze(module: torch.nn.Module, device: torch.device | str, mixed_precision: Optional[str] = None) -> torch.nn.Module:
+    """Puts a frozen model on ``device`` in :func:`frozen_model_dtype`, in eval mode, without gradients.
+
+    Moves or casts only when needed (diffusers warns on every dtype cast).
+
+    Args:
+        module: the autoencoder or denoiser.
+        device: where it runs.
+        mixed_precision: as in :func:`frozen_model_dtype`.
+
+    Returns:
+        ``module`` (changed in place).
+    """
+    device = torch.device(device)
+    dtype = frozen_model_dtype(mixed_precision, device)
+    parameter = next(module.parameters())
+    if parameter.device != device:
+        module.to(device)
+    if parameter.dtype != dtype:
+        module.to(dtype=dtype)
+    return module.eval().requires_grad_(False)

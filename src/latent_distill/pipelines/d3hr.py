@@ -50,7 +50,7 @@ from ..data import (
 )
 from ..default_models import model_reference
 from ..distributed import shard
-from ..precision import frozen_model_dtype
+from ..precision import freeze
 from ..representations import get_representation
 from ..seeding import generator_for
 from .outputs import D3HROutput
@@ -78,22 +78,12 @@ class D3HRPipeline(DiffusionPipeline):
     # pieces
     # ------------------------------------------------------------------------------------------
 
-    def _frozen(self, module: torch.nn.Module) -> torch.nn.Module:
-        """A frozen model on this process's device, in the dtype of accelerate's mixed precision."""
-        device = PartialState().device
-        dtype = frozen_model_dtype(device=device)
-        if module.device != device:
-            module.to(device)
-        if module.dtype != dtype:
-            module.to(dtype=dtype)
-        return module.eval().requires_grad_(False)
-
     def _codec(self, config: D3HRConfig) -> LatentCodec:
         resolution = config.resolution or int(self.vae.config.sample_size)
-        return LatentCodec(self._frozen(self.vae), resolution, batch_size=config.batch_size)
+        return LatentCodec(freeze(self.vae, PartialState().device), resolution, batch_size=config.batch_size)
 
     def _denoiser(self, config: D3HRConfig) -> GuidedDenoiser:
-        return GuidedDenoiser(self._frozen(self.transformer), config.guidance_scale)
+        return GuidedDenoiser(freeze(self.transformer, PartialState().device), config.guidance_scale)
 
     def invert(self, latents: torch.Tensor, labels: torch.Tensor, config: Optional[D3HRConfig] = None,
                batch_index: int = 0) -> torch.Tensor:

@@ -30,6 +30,7 @@ from ..data import (
 from ..default_models import model_reference
 from ..distributed import GradientAllReduce, shard, sum_across_processes
 from ..objectives import build_augmentation, get_objective
+from ..precision import freeze
 from ..representations import RealPool, get_representation
 from ..seeding import generator_for
 from .outputs import LatentDistillationOutput
@@ -184,7 +185,9 @@ class LatentDistillationPipeline(DiffusionPipeline):
         objective_cls = get_objective(config.method)
         resolution = config.resolution or int(self.vae.config.sample_size)
         codec = LatentCodec(self.vae, resolution, config.resample, config.encode_batch_size)
-        self.vae.to(state.device).requires_grad_(False).eval()
+        freeze(self.vae, state.device)  # frozen models follow accelerate's mixed precision; learned tensors stay fp32
+        if self.transformer is not None:
+            freeze(self.transformer, state.device)
 
         data = training_tensors(dataset, resolution, self.vae.config.in_channels, image_column, label_column)
         sample_shape = representation_cls.sample_shape(tuple(data.images.shape[1:]), codec)
