@@ -130,3 +130,33 @@ def load_state(path: PathLike) -> dict | None:
     state = torch.load(path, map_location="cpu", weights_only=False)
     set_rng_state(state.pop("rng"))
     return state
+
+
+class CheckpointMismatchError(ValueError):
+    """Raised when a run is resumed from a state written with other settings."""
+
+
+def load_resumable_state(path: PathLike | None, resume: bool, settings_key: str, settings: Any) -> dict | None:
+    """The state to resume from, checked against the settings of the run that resumes.
+
+    Args:
+        path: the state file (``None``: the run keeps no state).
+        resume: whether the caller asked to resume.
+        settings_key: the entry of the saved state holding the settings it was written with.
+        settings: this run's settings; they must equal the saved ones.
+
+    Returns:
+        The saved state (RNG states restored), or ``None`` when there is nothing to resume.
+
+    Raises:
+        CheckpointMismatchError: when the state was written with other settings.
+    """
+    if not resume or path is None or not Path(path).exists():
+        return None
+    saved = load_state(path)
+    if saved[settings_key] != settings:
+        raise CheckpointMismatchError(
+            f"The state in {path} was written with other settings: resume with the same arguments, "
+            "or start in a new checkpoint folder."
+        )
+    return saved

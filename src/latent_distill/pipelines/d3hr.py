@@ -28,7 +28,7 @@ from diffusers import (
     SchedulerMixin,
 )
 
-from ..checkpointing import load_state, save_state
+from ..checkpointing import load_resumable_state, save_state
 from ..codec import LatentCache, LatentCodec
 from ..d3hr.config import D3HRConfig
 from ..d3hr.ddim import (
@@ -151,11 +151,8 @@ class D3HRPipeline(DiffusionPipeline):
         accumulator = GaussianAccumulator(data.num_classes, real.samples[0].numel())
         checkpoint = Path(checkpoint_dir) / f"d3hr-fit-{state.process_index}.pt" if checkpoint_dir else None
         done: list[int] = []
-        if resume and checkpoint is not None and checkpoint.exists():
-            saved = load_state(checkpoint)
-            if saved["fit_key"] != config.fit_key():
-                raise ValueError(f"The fitting state in {checkpoint_dir} was written with other settings: resume with "
-                                 "the same inversion settings, or use a new checkpoint_dir.")
+        saved = load_resumable_state(checkpoint, resume, "fit_key", config.fit_key())
+        if saved is not None:
             accumulator.load_state_dict(saved["accumulator"])
             done = saved["done"]
         classes = [c for c in shard(list(range(data.num_classes)), state) if c not in done]

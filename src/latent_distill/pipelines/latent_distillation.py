@@ -18,7 +18,7 @@ import torch
 from accelerate import PartialState
 from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMixin
 
-from ..checkpointing import load_state, save_state
+from ..checkpointing import load_resumable_state, save_state
 from ..codec import LatentCache, LatentCodec
 from ..config import DistillationConfig, samples_per_class_for_budget
 from ..data import (
@@ -216,11 +216,8 @@ class LatentDistillationPipeline(DiffusionPipeline):
 
         step, losses = 0, []
         checkpoint = Path(checkpoint_dir) / "state.pt" if checkpoint_dir is not None else None
-        if resume and checkpoint is not None and checkpoint.exists():
-            saved = load_state(checkpoint)
-            if saved["config"] != config.to_dict():
-                raise ValueError(f"The checkpoint in {checkpoint_dir} was written with another configuration: "
-                                 "resume with the same arguments, or use a new checkpoint_dir.")
+        saved = load_resumable_state(checkpoint, resume, "config", config.to_dict())
+        if saved is not None:
             synthetic.load_state_dict(saved["synthetic"])
             optimizer.load_state_dict(saved["optimizer"])
             objective.load_state_dict(saved["objective"])
