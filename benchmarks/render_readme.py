@@ -18,6 +18,8 @@ SECTIONS = {
     "latent-diffusion": "latent_diffusion",
     "d3hr": "d3hr",
     "d3hr-speed": "d3hr_speed",
+    "ld3m-gradient-flow": "ld3m_gradient_flow",
+    "encoding-memory": "encoding_memory",
 }
 
 
