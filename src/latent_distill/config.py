@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from .checkpointing import atomic_write_json
 
@@ -22,8 +22,37 @@ class BudgetError(ValueError):
     """Raised when an IPC budget cannot be turned into a usable number of samples per class."""
 
 
+class SavedConfig:
+    """Base of the run-configuration dataclasses: a dict / JSON round trip that rejects unknown keys."""
+
+    #: How error messages name the config.
+    config_name: ClassVar[str] = "config"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        """Builds a config from a dict, rejecting unknown keys with the list of valid ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"Unknown {cls.config_name} keys {sorted(unknown)}; valid keys are {sorted(known)}.")
+        return cls(**values)
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
 @dataclass
-class DistillationConfig:
+class DistillationConfig(SavedConfig):
     """Every hyper-parameter of a gradient-based distillation run.
 
     Args:
@@ -86,28 +115,6 @@ class DistillationConfig:
             raise ValueError(f"init must be 'real' or 'noise', got {self.init!r}.")
         if self.ipc < 1:
             raise BudgetError(f"ipc must be at least 1, got {self.ipc}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DistillationConfig":
-        """Builds a config from a dict, rejecting unknown keys with the list of valid ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"Unknown config keys {sorted(unknown)}; valid keys are {sorted(known)}.")
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> "DistillationConfig":
-        return dataclasses.replace(self, **changes)
-
-    def save(self, path: str | Path) -> None:
-        atomic_write_json(self.to_dict(), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "DistillationConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
     @property
     def method_name(self) -> str:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
-from ..checkpointing import atomic_write_json
+from ..config import SavedConfig
 from .group_sampling import SKEW_MODES, GroupScoreWeights
 
 NOISING_MODES = ("ddim", "ddpm")
 
 
 @dataclass
-class D3HRConfig:
+class D3HRConfig(SavedConfig):
     """Every hyper-parameter of a D3HR run (seed 002; defaults follow the paper and its code).
 
     Args:
@@ -57,6 +54,8 @@ class D3HRConfig:
     seed: int = 0
     checkpoint_every_class: bool = True
 
+    config_name: ClassVar[str] = "D3HR config"
+
     def __post_init__(self) -> None:
         if self.noising not in NOISING_MODES:
             raise ValueError(f"noising must be one of {NOISING_MODES}, got {self.noising!r}.")
@@ -79,24 +78,3 @@ class D3HRConfig:
         """The fields that determine the fitted Gaussians (a resumed fit must match them)."""
         return {key: getattr(self, key) for key in ("inversion_steps", "num_inference_steps", "guidance_scale",
                                                     "noising", "max_samples_per_class", "resolution", "seed")}
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "D3HRConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"Unknown D3HR config keys {sorted(unknown)}; valid keys are {sorted(known)}.")
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> "D3HRConfig":
-        return dataclasses.replace(self, **changes)
-
-    def save(self, path: str | Path) -> None:
-        atomic_write_json(self.to_dict(), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "D3HRConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
