@@ -20,6 +20,7 @@ SECTIONS = {
     "d3hr-speed": "d3hr_speed",
     "ld3m-gradient-flow": "ld3m_gradient_flow",
     "encoding-memory": "encoding_memory",
+    "process-scaling": "process_scaling",
 }
 
 
