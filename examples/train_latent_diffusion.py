@@ -83,15 +83,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def encode_training_set(args: argparse.Namespace, accelerator: Accelerator) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Returns ``(latents, labels, num_classes)`` of the training split, encoded once and cached."""
+    vae = LatentDistillationPipeline.from_pretrained(args.pipeline_dir).vae.eval().requires_grad_(False)
     if args.dataset == "fashion-mnist":
         data = fashion_mnist_tensors("train")
     else:
         import datasets
 
         split = datasets.load_dataset(args.dataset, split="train")
-        pipeline_vae_channels = LatentDistillationPipeline.from_pretrained(args.pipeline_dir).vae.config.in_channels
-        data = dataset_to_tensors(split, resolution=args.resolution, channels=pipeline_vae_channels)
-    vae = LatentDistillationPipeline.from_pretrained(args.pipeline_dir).vae.eval().requires_grad_(False)
+        data = dataset_to_tensors(split, resolution=args.resolution, channels=vae.config.in_channels)
     codec = LatentCodec(vae, resolution=args.resolution)
     cache = LatentCache(args.latent_cache)
     fingerprint = tensor_fingerprint(data.images, data.labels)
