@@ -15,10 +15,9 @@ speed-up ratio against the baseline.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
-import torch.nn.functional as F
+from reference_loop import reference_loop
 from results_io import markdown_table, peak_rss_mb, upsert_record, write_markdown
 
 from latent_distill import (
@@ -27,40 +26,8 @@ from latent_distill import (
     fashion_mnist_tensors,
     random_subset,
 )
-from latent_distill.augment import DifferentiableSiameseAugmentation
 from latent_distill.data import uint8_to_float
 from latent_distill.evaluation import configure_threads
-from latent_distill.networks import get_network
-
-
-def loop_baseline(images: torch.Tensor, labels: torch.Tensor, test, epochs: int, seed: int) -> tuple[float, float]:
-    """A DataLoader-based fp32 training loop of the reference's shape; returns (accuracy, seconds)."""
-    started = time.perf_counter()
-    torch.manual_seed(seed)
-    network = get_network("convnet", images.shape[1], test.num_classes, images.shape[-1])
-    dsa = DifferentiableSiameseAugmentation()
-    train_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=256,
-                                               shuffle=True)
-    lr = 0.01
-    optimizer = torch.optim.SGD(network.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    for epoch in range(epochs + 1):
-        network.train()
-        for x, y in train_loader:
-            loss = F.cross_entropy(network(dsa(x, per_sample=True)), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        if epoch == epochs // 2:
-            lr *= 0.1
-            optimizer = torch.optim.SGD(network.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    network.eval()
-    test_loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(uint8_to_float(test.images), test.labels), batch_size=256)
-    correct = 0
-    with torch.no_grad():
-        for x, y in test_loader:
-            correct += int((network(x).argmax(1) == y).sum())
-    return 100.0 * correct / len(test.labels), time.perf_counter() - started
 
 
 def main() -> None:
@@ -74,7 +41,9 @@ def main() -> None:
     train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
     images, labels = random_subset(train, 10, seed=args.seed)
 
-    baseline = [loop_baseline(images, labels, test, args.epochs, args.seed + run) for run in range(args.runs)]
+    test_images = uint8_to_float(test.images)
+    baseline = [reference_loop(images, labels, test_images, test.labels, args.epochs, args.seed + run)
+                for run in range(args.runs)]
     base_accs = torch.tensor([acc for acc, _ in baseline])
     base_seconds = sum(seconds for _, seconds in baseline) / args.runs
     rows = [{"variant": "loop-baseline (fp32, DataLoader)", "acc": round(float(base_accs.mean()), 2),

@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 import torch
+from reference_loop import reference_loop
 from results_io import (
     ROOT,
     has_record,
@@ -45,7 +46,7 @@ from latent_distill import (
 )
 from latent_distill.evaluation import configure_threads, full_data_reference
 
-CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs", "augmentation")
+CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs", "augmentation", "subsets")
 # The published Fashion-MNIST random-subset figures (DC paper, ConvNet-3, hard labels) were trained
 # without augmentation: the protocol check reproduces them with augmentation "none".
 PUBLISHED_RANDOM_SUBSET = {1: (51.4, 3.8), 10: (73.8, 0.7), 50: (82.5, 0.7)}
@@ -139,20 +140,38 @@ def reference_cells(settings: Settings, train, test, redo: bool) -> None:
 # Variants of the protocol check: our ConvNet-3 on [-1, 1] inputs; the DC reference code's ConvNet,
 # whose first convolution pads 1-channel 28x28 inputs by 3 (28 -> 32: 4x4 final features instead of
 # 3x3); and that ConvNet on inputs standardised with the Fashion-MNIST mean and std, as the DC code
-# feeds them. The last two are checked at IPC 1 and 10 only.
+# feeds them, trained by our evaluator and by the reference code's loop in fp32 (``reference_loop``)
+# on the same 30 subsets. ``subsets``: random subsets (one network each) at IPC 1 and 10.
 DC_MEAN_STD = (0.2860, 0.3530)
-PROTOCOL_CHECK_VARIANTS = {
-    "convnet-3": {"arch_kwargs": {}, "standardise": False, "ipcs": (1, 10, 50)},
-    "convnet-3 (DC padding)": {"arch_kwargs": {"first_padding": 3}, "standardise": False, "ipcs": (1, 10)},
-    "convnet-3 (DC padding, mean/std inputs)": {"arch_kwargs": {"first_padding": 3}, "standardise": True,
-                                                "ipcs": (1,)},
-}
+PROTOCOL_CHECK_VARIANTS = [
+    {"arch": "convnet-3", "arch_kwargs": {}, "standardise": False, "ipcs": (1, 10, 50)},
+    {"arch": "convnet-3 (DC padding)", "arch_kwargs": {"first_padding": 3}, "standardise": False, "ipcs": (1, 10)},
+    {"arch": "convnet-3 (DC padding, mean/std inputs)", "arch_kwargs": {"first_padding": 3}, "standardise": True,
+     "ipcs": (1,)},
+    {"arch": "convnet-3 (DC padding, mean/std inputs)", "arch_kwargs": {"first_padding": 3}, "standardise": True,
+     "ipcs": (1,), "subsets": 30},
+    {"arch": "convnet-3 (DC padding, mean/std inputs, reference loop fp32)", "arch_kwargs": {"first_padding": 3},
+     "standardise": True, "ipcs": (1,), "subsets": 30, "reference_loop": True},
+]
 
 
 def standardised(images: torch.Tensor) -> torch.Tensor:
     """Maps [-1, 1] images to ``(x - mean) / std`` of Fashion-MNIST on the [0, 1] scale."""
     mean, std = DC_MEAN_STD
     return ((images + 1) / 2 - mean) / std
+
+
+def protocol_check_run(train, test_split, ipc: int, run: int, protocol: HardLabelProtocol, variant: dict[str, Any],
+                       settings: Settings) -> tuple[float, float]:
+    """One random subset (seeded by ``run``) trained by one network; returns (accuracy, seconds)."""
+    images, labels = random_subset(train, ipc, seed=run)
+    images = standardised(images) if variant["standardise"] else images
+    if variant.get("reference_loop"):
+        return reference_loop(images, labels, test_split.images, test_split.labels, protocol.epochs, seed=run,
+                              augment=False, **variant["arch_kwargs"])
+    result = evaluate_synthetic(images, labels, test_split, protocol, runs=1, seed=run,
+                                torch_compile=settings.compile, progress=False)
+    return result.acc_mean, result.seconds
 
 
 def protocol_check_cells(settings: Settings, train, test, redo: bool) -> None:
@@ -162,29 +181,31 @@ def protocol_check_cells(settings: Settings, train, test, redo: bool) -> None:
     own subset (``subsets`` = runs) for IPC 1 and 10; the IPC-50 cell keeps one subset (it costs ten
     minutes a run on 2 cores).
     """
-    for arch, variant in PROTOCOL_CHECK_VARIANTS.items():
+    float_test = dataclasses.replace(test, images=uint8_to_float(test.images))
+    for variant in PROTOCOL_CHECK_VARIANTS:
+        arch = variant["arch"]
         protocol = dataclasses.replace(protocol_for(settings, augmentation="none"),
                                        arch_kwargs=dict(variant["arch_kwargs"]))
         test_split = test
         if variant["standardise"]:
-            test_split = dataclasses.replace(test, images=standardised(uint8_to_float(test.images)))
+            test_split = dataclasses.replace(test, images=standardised(float_test.images))
+        elif variant.get("reference_loop"):
+            test_split = float_test
         for ipc in [ipc for ipc in settings.reference_ipcs if ipc in PUBLISHED_RANDOM_SUBSET and ipc in variant["ipcs"]]:
-            runs = settings.protocol_check_runs if ipc <= 10 else settings.runs
+            runs = variant.get("subsets", settings.protocol_check_runs) if ipc <= 10 else settings.runs
+            if settings.benchmark != "quality":
+                runs = min(runs, settings.protocol_check_runs)
 
             def compute(ipc=ipc, runs=runs, protocol=protocol, arch=arch, variant=variant,
                         test_split=test_split) -> dict[str, Any]:
-                results = []
-                for run in range(runs):
-                    images, labels = random_subset(train, ipc, seed=run)
-                    images = standardised(images) if variant["standardise"] else images
-                    results.append(evaluate_synthetic(images, labels, test_split, protocol, runs=1, seed=run,
-                                                      torch_compile=settings.compile, progress=False))
-                accuracies = torch.tensor([r.acc_mean for r in results])
+                results = [protocol_check_run(train, test_split, ipc, run, protocol, variant, settings)
+                           for run in range(runs)]
+                accuracies = torch.tensor([accuracy for accuracy, _ in results])
                 return {"protocol": "hard", "augmentation": "none", "arch": arch, "eval_epochs": protocol.epochs,
                         "runs": runs, "subsets": runs, "acc_mean": round(float(accuracies.mean()), 2),
                         "acc_std": round(float(accuracies.std()), 2),
                         "accuracies": [round(float(a), 2) for a in accuracies],
-                        "eval_seconds": round(sum(r.seconds for r in results), 1)}
+                        "eval_seconds": round(sum(seconds for _, seconds in results), 1)}
 
             run_cell(settings, {"method": "random-subset", "representation": "pixel", "ipc": ipc, "budget": "count",
                                 "samples_per_class": ipc, "distill_seconds": 0.0, "augmentation": "none", "arch": arch,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import datasets
 import pytest
 import torch
 from conftest import (
@@ -24,6 +25,7 @@ from latent_distill.diffusion_prior import (
     skip_ddim_step,
     skip_weight,
 )
+from latent_distill.hub import DistilledDataset, DistilledDatasetError
 from latent_distill.representations import RepresentationConfigError, get_representation
 
 NUM_CLASSES = 2
@@ -229,7 +231,8 @@ def test_pipeline_distils_with_the_diffusion_prior(method, overrides):
                                                                      "guidance_scale": 1.0}
     assert "transformer" in output.config["models"]
     published = output.to_distilled_dataset()
-    assert published.latents is None and torch.equal(published.images, output.images)
+    assert torch.equal(published.images, output.images) and torch.equal(published.latents, output.latents)
+    assert torch.equal(published.class_embeddings, output.class_embeddings)
 
 
 def test_pipeline_without_a_denoiser_names_the_fix():
@@ -238,3 +241,42 @@ def test_pipeline_without_a_denoiser_names_the_fix():
     config = config_for_method("ld3m-dm", iterations=1, ipc=1, batch_real=4, checkpoint_every=0)
     with pytest.raises(DiffusionPriorError, match="no transformer and scheduler.*train_latent_diffusion.py"):
         pipe(make_image_dataset(), config)
+
+
+def test_ld3m_set_stores_initial_latents_with_class_embeddings_and_rerenders(tmp_path):
+    pipe = LatentDistillationPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(NUM_CLASSES),
+                                      scheduler=make_dit_scheduler())
+    pipe.set_progress_bar_config(disable=True)
+    config = config_for_method("ld3m-dm", iterations=2, ipc=1, batch_real=4, checkpoint_every=0,
+                               representation_kwargs={"num_steps": 2})
+    output = pipe(make_image_dataset(), config)
+    folder = output.to_distilled_dataset().save_pretrained(tmp_path / "set")
+
+    rows = datasets.load_dataset(str(folder), "latents", split="train",
+                                 cache_dir=str(tmp_path / "cache")).with_format("torch")[:]
+    assert rows["class_embedding"].shape == (2, 1, 16)
+    assert torch.equal(rows["class_embedding"], output.class_embeddings)
+    loaded = DistilledDataset.from_pretrained(folder)
+    assert torch.equal(loaded.class_embeddings, output.class_embeddings)
+    assert torch.equal(loaded.latents, output.latents)
+    assert loaded.storage_bytes() == (output.latents.numel() + output.class_embeddings.numel()) * 4
+    assert "class embeddings" in (folder / "README.md").read_text(encoding="utf-8")
+
+    assert torch.equal(loaded.rerender(pipeline=pipe), output.images)
+    with pytest.raises(DistilledDatasetError, match="rerender"):
+        loaded.decode(vae=pipe.vae)
+    with pytest.raises(DistilledDatasetError, match="pass pipeline=LatentDistillationPipeline"):
+        loaded.rerender()  # the in-memory models record no folder to load them from
+
+
+def test_class_embeddings_need_latents_row_by_row():
+    labels = torch.tensor([0, 1])
+    with pytest.raises(DistilledDatasetError, match="pass latents too"):
+        DistilledDataset(method="ld3m-dm", class_names=["a", "b"], labels=labels,
+                         images=torch.zeros(2, 1, 4, 4, dtype=torch.uint8), class_embeddings=torch.zeros(2, 1, 3))
+    with pytest.raises(DistilledDatasetError, match="class_embeddings"):
+        DistilledDataset(method="ld3m-dm", class_names=["a", "b"], labels=labels, latents=torch.zeros(2, 4, 2, 2),
+                         class_embeddings=torch.zeros(3, 1, 3))
+    plain = DistilledDataset(method="latent-dm", class_names=["a", "b"], labels=labels, latents=torch.zeros(2, 4, 2, 2))
+    with pytest.raises(DistilledDatasetError, match="only LD3M sets"):
+        plain.rerender()

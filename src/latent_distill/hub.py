@@ -10,6 +10,7 @@ Every method of the library (latent or pixel distillation, LD3M, D3HR) ends in o
       distillation_config.json             schema version, method, class names, every hyper-parameter
       preview.png                          one row per class, up to 10 samples each (when images exist)
       latents/train-00000-of-00001.parquet    latent (Array3D float32), label (ClassLabel) [, soft_label]
+                                              [, class_embedding (Array2D float32): LD3M sets]
       images/train-00000-of-00001.parquet     image (Image, PNG), label (ClassLabel) [, soft_label]
       gaussians/train-00000-of-00001.parquet  one row per class: label, mean, std, timestep,
                                               latent_shape [, group_seed]
@@ -45,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from accelerate import PartialState
-from datasets import Array3D, ClassLabel, Features, List, Value
+from datasets import Array2D, Array3D, ClassLabel, Features, List, Value
 from huggingface_hub import (
     CommitOperationAdd,
     DatasetCard,
@@ -66,7 +67,7 @@ from .data import float_to_uint8
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL
 
-    from .pipelines import D3HROutput, D3HRPipeline
+    from .pipelines import D3HROutput, D3HRPipeline, LatentDistillationPipeline
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "distillation_config.json"
@@ -218,6 +219,9 @@ class DistilledDataset:
         images: uint8 ``(N, C, H, W)``, C = 1 (grey) or 3 (RGB); float images in [-1, 1] are
             converted with :func:`latent_distill.data.float_to_uint8`.
         soft_labels: float32 ``(N, K)`` targets stored in the same rows as latents/images.
+        class_embeddings: float32 ``(N, num_blocks, hidden)``: LD3M's learned class embeddings, one
+            per latent row; the latents are then the *initial* latents of the recorded diffusion
+            model's sampler (:meth:`rerender` renders them, the autoencoder alone does not).
         gaussians: D3HR per-class Gaussians: ``mean`` and ``std`` float32 ``(K, D)``,
             ``latent_shape`` ``[C, h, w]`` with ``C*h*w = D``, ``timestep`` (int), optional
             ``group_seeds`` (one int per class) and further JSON-valued entries.
@@ -240,6 +244,7 @@ class DistilledDataset:
     images: Optional[torch.Tensor] = None
     soft_labels: Optional[torch.Tensor] = None
     gaussians: Optional[dict] = None
+    class_embeddings: Optional[torch.Tensor] = None
     config: dict = field(default_factory=dict)
     evaluation: list[dict] = field(default_factory=list)
 
@@ -282,7 +287,13 @@ class DistilledDataset:
                 raise DistilledDatasetError(
                     f"soft_labels has {self.soft_labels.shape[1]} columns, expected one per class ({self.num_classes})."
                 )
-        for name in ("latents", "images", "soft_labels"):
+        if self.class_embeddings is not None:
+            if self.latents is None:
+                raise DistilledDatasetError(
+                    "class_embeddings pair with the sampler's initial latents, row by row: pass latents too."
+                )
+            self.class_embeddings = _as_float32(self.class_embeddings, "class_embeddings", 3)
+        for name in ("latents", "images", "soft_labels", "class_embeddings"):
             _check_rows(name, getattr(self, name), self.num_samples)
 
     def _check_gaussian_labels(self) -> None:
@@ -314,7 +325,7 @@ class DistilledDataset:
     def __repr__(self) -> str:
         shapes = {
             name: tuple(getattr(self, name).shape)
-            for name in ("latents", "images", "soft_labels")
+            for name in ("latents", "images", "soft_labels", "class_embeddings")
             if getattr(self, name) is not None
         }
         if self.gaussians is not None:
@@ -384,8 +395,8 @@ class DistilledDataset:
     def storage_bytes(self, include_soft_labels: bool = False) -> int:
         """Bytes of the distilled representation.
 
-        Latents count as float32; Gaussian parameters as float32 ``mean`` and ``std`` plus 8 bytes
-        per group seed; a set that is only images counts its uint8 pixels. Images decoded from
+        Latents count as float32 (with an LD3M set's float32 class embeddings); Gaussian parameters
+        as float32 ``mean`` and ``std`` plus 8 bytes per group seed; a set that is only images counts its uint8 pixels. Images decoded from
         latents or Gaussians are a convenience copy and are not counted.
 
         Args:
@@ -397,6 +408,8 @@ class DistilledDataset:
         kind = self.stored_representation
         if kind == "latents":
             total = self.latents.numel() * 4
+            if self.class_embeddings is not None:
+                total += self.class_embeddings.numel() * 4
         elif kind == "gaussians":
             total = (self.gaussians["mean"].numel() + self.gaussians["std"].numel()) * 4
             total += 8 * len(self.gaussians.get("group_seeds", []))
@@ -464,6 +477,11 @@ class DistilledDataset:
 
         if self.latents is None:
             raise DistilledDatasetError(f"This {self.method} set stores no latents to decode; use its images.")
+        if self.class_embeddings is not None:
+            raise DistilledDatasetError(
+                f"This {self.method} set stores the initial latents of a diffusion sampler, which the autoencoder "
+                "alone does not decode into its images: use rerender() or its images."
+            )
         if vae is None:
             record = self._model_record("vae")
             if record is None:
@@ -508,7 +526,9 @@ class DistilledDataset:
                 f"This {self.method} set stores no Gaussians to regenerate from (only D3HR sets do): {fix}."
             )
         if pipeline is None:
-            pipeline = self._recorded_d3hr_pipeline()
+            from .pipelines.d3hr import D3HRPipeline
+
+            pipeline = self._recorded_pipeline(D3HRPipeline)
         recorded = dict(self.config.get("distillation") or self.gaussians.get("fit_config") or {})
         recorded.pop("method_name", None)
         changes = {key: value for key, value in (("ipc", ipc), ("seed", seed)) if value is not None}
@@ -520,38 +540,74 @@ class DistilledDataset:
                 output.config[key] = self.config[key]
         return output
 
+    def rerender(self, pipeline: Optional[LatentDistillationPipeline] = None) -> torch.Tensor:
+        """Renders an LD3M set's images again from its initial latents and class embeddings.
+
+        With the recorded models the images equal the stored ones (same device and precision).
+
+        Args:
+            pipeline: a :class:`~latent_distill.pipelines.LatentDistillationPipeline` holding the
+                autoencoder, denoiser and scheduler the set was distilled with; ``None`` loads the
+                models recorded in ``config["models"]``.
+
+        Returns:
+            ``uint8`` images ``(N, C, H, W)``.
+
+        Raises:
+            DistilledDatasetError: when the set stores no class embeddings, records no run config,
+                or its recorded models cannot be loaded.
+        """
+        from .config import DistillationConfig
+        from .pipelines.latent_distillation import LatentDistillationPipeline
+
+        if self.class_embeddings is None:
+            raise DistilledDatasetError(
+                f"This {self.method} set stores no class embeddings to render (only LD3M sets do): "
+                + ("decode its latents with decode()." if self.latents is not None else "use its images.")
+            )
+        recorded = dict(self.config.get("distillation") or {})
+        if not recorded:
+            raise DistilledDatasetError("The set records no config['distillation'] (its sampler options and seed), "
+                                        "so its images cannot be rendered again: use its images.")
+        for key in ("method_name", "objective_summary"):
+            recorded.pop(key, None)
+        if pipeline is None:
+            pipeline = self._recorded_pipeline(LatentDistillationPipeline)
+        return pipeline.render_stored(self.latents, self.class_embeddings, DistillationConfig.from_dict(recorded),
+                                      self.num_classes)
+
     def _model_record(self, name: str) -> Optional[dict]:
         """``config["models"][name]`` when it names a path, else ``None``."""
         record = (self.config.get("models") or {}).get(name) or {}
         return record if record.get("path") else None
 
-    def _recorded_d3hr_pipeline(self) -> D3HRPipeline:
-        """Loads the D3HR pipeline named by ``config["models"]``.
+    def _recorded_pipeline(self, pipeline_class: type) -> Any:
+        """Loads the pipeline (D3HR or LD3M) whose models ``config["models"]`` names.
 
-        The denoiser's folder is loaded as a pipeline (``D3HRPipeline.from_pretrained``); an
+        The denoiser's folder is loaded as a pipeline (``pipeline_class.from_pretrained``); an
         autoencoder recorded from another folder or revision replaces the one found there.
         """
         from .default_models import resolve_model_reference
-        from .pipelines.d3hr import D3HRPipeline
 
         vae, transformer = self._model_record("vae"), self._model_record("transformer")
         if vae is None or transformer is None:
             missing = "autoencoder (vae)" if vae is None else "diffusion model (transformer)"
             raise DistilledDatasetError(
                 f"This {self.method} set records no {missing} in config['models'], so its pipeline cannot be "
-                "loaded: pass pipeline=D3HRPipeline.from_pretrained(...) with the models it was distilled with."
+                f"loaded: pass pipeline={pipeline_class.__name__}.from_pretrained(...) with the models it was "
+                "distilled with."
             )
         path, revision = transformer["path"], transformer.get("revision")
         try:
             components = {}
             if (vae["path"], vae.get("revision")) != (path, revision):
                 components["vae"] = _load_recorded_vae(vae)
-            return D3HRPipeline.from_pretrained(resolve_model_reference(path), revision=revision, **components)
+            return pipeline_class.from_pretrained(resolve_model_reference(path), revision=revision, **components)
         except (OSError, ValueError) as error:
             raise DistilledDatasetError(
-                f"The D3HR pipeline recorded by this set ({path!r}, revision {revision!r}) could not be loaded: "
-                f"{str(error).rstrip('.')}. Pass pipeline=D3HRPipeline(vae=..., transformer=..., scheduler=...) "
-                "with the models it was distilled with."
+                f"The pipeline recorded by this set ({path!r}, revision {revision!r}) could not be loaded: "
+                f"{str(error).rstrip('.')}. Pass pipeline={pipeline_class.__name__}(vae=..., transformer=..., "
+                "scheduler=...) with the models it was distilled with."
             ) from error
 
     def to_dataset_dict(self) -> dict[str, datasets.Dataset]:
@@ -560,7 +616,8 @@ class DistilledDataset:
         Returns:
             ``{"latents": ..., "images": ..., "gaussians": ...}`` for the configs the method produced:
             ``latents`` has ``latent`` (Array3D float32) and ``label`` (ClassLabel); ``images`` has
-            ``image`` (Image, PNG bytes) and ``label``; both carry ``soft_label`` when present;
+            ``image`` (Image, PNG bytes) and ``label``; both carry ``soft_label`` when present, and
+            ``latents`` carries ``class_embedding`` (Array2D float32) for LD3M sets;
             ``gaussians`` has one row per class with ``label``, ``mean``, ``std``, ``timestep``,
             ``latent_shape`` and ``group_seed`` (when recorded).
         """
@@ -584,6 +641,9 @@ class DistilledDataset:
         columns, features = self._row_columns()
         columns = {"latent": self.latents.numpy(), **columns}
         features = {"latent": Array3D(shape=tuple(self.latents.shape[1:]), dtype="float32"), **features}
+        if self.class_embeddings is not None:
+            columns["class_embedding"] = self.class_embeddings.numpy()
+            features["class_embedding"] = Array2D(shape=tuple(self.class_embeddings.shape[1:]), dtype="float32")
         return datasets.Dataset.from_dict(columns, features=Features(features))
 
     def _images_dataset(self) -> datasets.Dataset:
@@ -642,6 +702,7 @@ class DistilledDataset:
             "latent_shape": list(self.latents.shape[1:]) if self.latents is not None else None,
             "image_shape": list(self.images.shape[1:]) if self.images is not None else None,
             "soft_labels": self.soft_labels is not None,
+            "class_embeddings": self.class_embeddings is not None,
             "gaussians": gaussians,
             "storage_bytes": self.storage_bytes(),
             "image_budget_bytes": self.image_budget_bytes() if self.source_image_shape else None,
@@ -715,6 +776,8 @@ class DistilledDataset:
             latents=_tensor_or_none(tables.get("latents"), "latent"),
             images=_decode_images(tables["images"]) if "images" in tables else None,
             soft_labels=_tensor_or_none(rows, "soft_label") if meta["soft_labels"] else None,
+            class_embeddings=_tensor_or_none(tables.get("latents"), "class_embedding")
+            if meta.get("class_embeddings") else None,
             gaussians=_gaussians_from_table(tables["gaussians"], meta["gaussians"]) if "gaussians" in tables else None,
             config=meta["config"],
             evaluation=meta["evaluation"],
@@ -1072,6 +1135,9 @@ def _recipe_section(dataset: DistilledDataset) -> str:
 
 def _stored_description(dataset: DistilledDataset) -> str:
     kind = dataset.stored_representation
+    if kind == "latents" and dataset.class_embeddings is not None:
+        return (f"initial latents, float32 {tuple(dataset.latents.shape)} + class embeddings, float32 "
+                f"{tuple(dataset.class_embeddings.shape)}")
     if kind == "latents":
         return f"latents, float32 {tuple(dataset.latents.shape)}"
     if kind == "gaussians":
@@ -1147,7 +1213,9 @@ def _training_snippet(dataset: DistilledDataset, repo_id: str) -> str:
             "    ...  # one optimisation step of your classifier",
         ]
     else:
-        if dataset.latents is not None:
+        if dataset.class_embeddings is not None:
+            restore = ["images, labels = distilled.rerender(), distilled.labels  # the recorded LD3M models"]
+        elif dataset.latents is not None:
             restore = ["images, labels = distilled.decode(), distilled.labels  # the recorded autoencoder"]
         else:
             restore = ["regenerated = distilled.regenerate()  # the recorded D3HR pipeline",
@@ -1169,6 +1237,8 @@ def _training_snippet(dataset: DistilledDataset, repo_id: str) -> str:
 def _preview_section(dataset: DistilledDataset, preview: bool) -> str:
     if preview:
         return f"![Preview: one row per class, up to {PREVIEW_SAMPLES_PER_CLASS} samples each]({PREVIEW_FILE})"
+    if dataset.class_embeddings is not None:
+        return "No preview: the set stores no images (render them with `DistilledDataset.rerender()`)."
     if dataset.latents is not None:
         return "No preview: the set stores no images (decode its latents with `DistilledDataset.decode()`)."
     if dataset.gaussians is not None and dataset.images is None:
@@ -1181,6 +1251,8 @@ def _stored_per_class(dataset: DistilledDataset) -> str:
     kind = dataset.stored_representation
     if kind == "gaussians":
         return "stored as one Gaussian per class from which the images are regenerated"
+    if dataset.class_embeddings is not None:
+        return f"{dataset.samples_per_class} initial latents and class embeddings stored per class"
     return f"{dataset.samples_per_class} {kind} stored per class"
 
 

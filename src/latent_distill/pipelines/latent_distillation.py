@@ -144,6 +144,41 @@ class LatentDistillationPipeline(DiffusionPipeline):
                                              "class": type(self.scheduler).__name__}
         return record
 
+    def render_stored(self, latents: torch.Tensor, class_embeddings: torch.Tensor, config: DistillationConfig,
+                      num_classes: int) -> torch.Tensor:
+        """Re-renders the images of a diffusion-prior (LD3M) set from what it stores.
+
+        The images are rendered as the run exported them (same options, seed and export noise), so
+        with the run's models they equal the run's images.
+
+        Args:
+            latents: ``(N, C, h, w)`` learned initial latents, ordered by class.
+            class_embeddings: ``(N, num_blocks, hidden)`` learned class embeddings.
+            config: the run's config (its ``representation``, ``representation_kwargs``, ``seed``,
+                ``resolution`` and ``resample`` are used).
+            num_classes: number of classes (``N`` must be a multiple of it).
+
+        Returns:
+            ``uint8`` images ``(N, C', H, W)``.
+
+        Raises:
+            ValueError: when ``config`` does not use a diffusion-prior representation.
+        """
+        representation_cls = get_representation(config.representation)
+        if not representation_cls.uses_denoiser:
+            raise ValueError(f"The {config.representation!r} representation stores no class embeddings to render: "
+                             "decode its latents with the autoencoder instead.")
+        state = PartialState()
+        resolution = config.resolution or int(self.vae.config.sample_size)
+        codec = LatentCodec(self.vae, resolution, config.resample, config.encode_batch_size)
+        freeze(self.vae, state.device)
+        if self.transformer is not None:
+            freeze(self.transformer, state.device)
+        prior = representation_cls.restore(latents, class_embeddings, num_classes, codec=codec,
+                                           transformer=self.transformer, scheduler=self.scheduler,
+                                           options=config.representation_kwargs, seed=config.seed)
+        return prior.export(codec)["images"]
+
     # ------------------------------------------------------------------------------------------
     # main entry point
     # ------------------------------------------------------------------------------------------

@@ -44,17 +44,17 @@ class LatentDistillationOutput(BaseOutput):
     def to_distilled_dataset(self, evaluation: Optional[list] = None):
         """Wraps the output as a :class:`~latent_distill.hub.DistilledDataset` ready to save or push.
 
-        A diffusion-prior (LD3M) set is published as its images: its latents are the *initial*
-        latents of a sampler run, which the autoencoder alone does not decode into those images.
+        A diffusion-prior (LD3M) set stores its initial latents with its class embeddings (what
+        :meth:`~latent_distill.hub.DistilledDataset.rerender` renders again) beside the images.
         """
         from ..hub import DistilledDataset
 
-        rendered_by_a_sampler = self.class_embeddings is not None
         return DistilledDataset(
             method=self.config["distillation"]["method_name"],
             class_names=list(self.class_names),
             labels=self.labels,
-            latents=None if rendered_by_a_sampler else self.latents,
+            latents=self.latents,
+            class_embeddings=self.class_embeddings,
             images=self.images,
             config=self.config,
             evaluation=list(evaluation or []),
