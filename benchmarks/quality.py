@@ -30,7 +30,9 @@ from results_io import (
     markdown_table,
     peak_rss_mb,
     replace_section,
+    reset_peak_rss,
     upsert_record,
+    window_peak_rss_mb,
     write_markdown,
 )
 
@@ -55,9 +57,11 @@ PUBLISHED_METHODS = {("pixel-dc", 1): (70.5, None), ("pixel-dc", 10): (82.3, Non
                      ("pixel-dsa", 1): (70.6, None), ("pixel-dsa", 10): (84.6, None), ("pixel-dsa", 50): (88.7, None)}
 TABLE_COLUMNS = [
     ("method", "method"), ("IPC", "ipc"), ("budget", "budget"), ("samples/class", "samples_per_class"),
-    ("protocol", "protocol"), ("aug.", "augmentation"), ("arch", "arch"), ("epochs", "eval_epochs"), ("runs", "runs"),
+    ("iterations", "iterations"), ("protocol", "protocol"), ("aug.", "augmentation"), ("arch", "arch"),
+    ("epochs", "eval_epochs"), ("runs", "runs"),
     ("accuracy", "accuracy"), ("random, same storage", "ref_same_storage"), ("random, same count", "ref_same_count"),
-    ("relative", "relative"), ("distill s", "distill_seconds"), ("eval s", "eval_seconds"),
+    ("relative", "relative"), ("distill s", "distill_seconds"), ("distill peak MB", "distill_peak_rss_mb"),
+    ("eval s", "eval_seconds"), ("eval peak MB", "eval_peak_rss_mb"),
 ]
 
 
@@ -90,12 +94,14 @@ def protocol_for(settings: Settings, epochs: int | None = None, augmentation: st
 
 
 def evaluate_cell(settings: Settings, images: torch.Tensor, labels: torch.Tensor, test, protocol) -> dict[str, Any]:
+    reset_peak_rss()
     result = evaluate_synthetic(images, labels, test, protocol, runs=settings.runs, seed=0,
                                 torch_compile=settings.compile)
     return {"protocol": "hard", "augmentation": protocol.augmentation, "arch": "convnet-3",
             "eval_epochs": protocol.epochs, "runs": len(result.accuracies),
             "acc_mean": round(result.acc_mean, 2), "acc_std": round(result.acc_std, 2),
-            "accuracies": [round(a, 2) for a in result.accuracies], "eval_seconds": round(result.seconds, 1)}
+            "accuracies": [round(a, 2) for a in result.accuracies], "eval_seconds": round(result.seconds, 1),
+            "eval_peak_rss_mb": window_peak_rss_mb()}
 
 
 def run_cell(settings: Settings, fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
@@ -141,10 +147,12 @@ def reference_cells(settings: Settings, train, test, redo: bool) -> None:
 # whose first convolution pads 1-channel 28x28 inputs by 3 (28 -> 32: 4x4 final features instead of
 # 3x3); and that ConvNet on inputs standardised with the Fashion-MNIST mean and std, as the DC code
 # feeds them, trained by our evaluator and by the reference code's loop in fp32 (``reference_loop``)
-# on the same 30 subsets. ``subsets``: random subsets (one network each) at IPC 1 and 10.
+# on the same 30 subsets. IPC 1 is also run on 30 subsets: one image per class makes the subset
+# the main source of variance (std ~4 points), so 10 subsets leave a standard error of ~1.3. ``subsets``: random subsets (one network each) at IPC 1 and 10.
 DC_MEAN_STD = (0.2860, 0.3530)
 PROTOCOL_CHECK_VARIANTS = [
     {"arch": "convnet-3", "arch_kwargs": {}, "standardise": False, "ipcs": (1, 10, 50)},
+    {"arch": "convnet-3", "arch_kwargs": {}, "standardise": False, "ipcs": (1,), "subsets": 30},
     {"arch": "convnet-3 (DC padding)", "arch_kwargs": {"first_padding": 3}, "standardise": False, "ipcs": (1, 10)},
     {"arch": "convnet-3 (DC padding, mean/std inputs)", "arch_kwargs": {"first_padding": 3}, "standardise": True,
      "ipcs": (1,)},
@@ -213,6 +221,24 @@ def protocol_check_cells(settings: Settings, train, test, redo: bool) -> None:
                                 **({"subsets": runs} if ipc <= 10 else {})}, compute, redo)
 
 
+# Undistilled starting points, evaluated like the methods: "latent-init" decodes the initial latents
+# that every latent method starts from (the same real-latent draw for LatentDM, LatentDC and
+# LatentMTT at a given IPC, budget and seed), i.e. the set before any iteration.
+INITIAL_SETS = {"latent-init": "latent-dm"}
+# Controlled twins: a preset with overrides, named in the table. "pixel-dsa-1x1" is DSA with one
+# gradient match per fresh network (outer loop = inner loop = 1), the objective settings of the
+# ld3m-dc preset on plain pixels: the two differ only in the representation.
+METHOD_VARIANTS = {"pixel-dsa-1x1": ("pixel-dsa", {"objective_kwargs": {"outer_loops": 1, "inner_steps": 1}})}
+
+
+def method_config(method: str, ipc: int, budget: str, iterations: int):
+    """The run config of one method cell (an initial set is its method's config with 0 iterations)."""
+    if method in INITIAL_SETS:
+        return config_for_method(INITIAL_SETS[method], ipc=ipc, budget=budget, iterations=0)
+    preset, overrides = METHOD_VARIANTS.get(method, (method, {}))
+    return config_for_method(preset, ipc=ipc, budget=budget, iterations=iterations, **overrides)
+
+
 def method_cells(settings: Settings, train, test, redo: bool) -> None:
     pipe = LatentDistillationPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)
     pipe.set_progress_bar_config(disable=True)
@@ -220,14 +246,16 @@ def method_cells(settings: Settings, train, test, redo: bool) -> None:
     for method in settings.methods:
         for ipc in settings.ipcs:
             for budget in settings.budgets:
-                config = config_for_method(method, ipc=ipc, budget=budget, iterations=settings.iterations)
-                if config.representation == "pixel" and budget != settings.budgets[0]:
-                    continue  # an image costs its own storage: both budgets are the same cell
+                config = method_config(method, ipc, budget, settings.iterations)
+                if config.representation != "latent" and budget != settings.budgets[0]:
+                    continue  # a sample the size of an image: both budgets are the same cell
 
                 def compute(config=config) -> dict[str, Any]:
+                    reset_peak_rss()
                     output = pipe(train, config, cache_dir=ROOT / "runs" / "latent-cache")
+                    distill_peak = window_peak_rss_mb()
                     images = uint8_to_float(output.images)
-                    return {"representation": config.representation,
+                    return {"representation": config.representation, "distill_peak_rss_mb": distill_peak,
                             "samples_per_class": output.config["samples_per_class"],
                             "iterations": config.iterations, "distill_seconds": round(output.distill_seconds, 1),
                             **evaluate_cell(settings, images, output.labels, test, protocol)}
@@ -260,17 +288,54 @@ def with_references(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+PROTOCOL_CHECK_COLUMNS = [
+    ("IPC", "ipc"), ("arch", "arch"), ("training loop", "loop"), ("subsets", "runs"), ("accuracy", "accuracy"),
+    ("published", "published_text"), ("within the published spread", "within"), ("eval s", "eval_seconds"),
+]
+REFERENCE_COLUMNS = [
+    ("reference", "method"), ("IPC", "ipc"), ("samples/class", "samples_per_class"), ("epochs", "eval_epochs"),
+    ("runs", "runs"), ("accuracy", "accuracy"), ("eval s", "eval_seconds"),
+]
+
+
+def protocol_check_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The random-subset rows trained without augmentation, beside the published figures."""
+    rows = []
+    for record in records:
+        if record["method"] != "random-subset" or record.get("augmentation") != "none":
+            continue
+        mean, std = record.get("published") or (None, None)
+        loop = "reference (fp32, DataLoader)" if "reference loop" in record["arch"] else "latent-distill"
+        rows.append({**record, "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}",
+                     "arch": record["arch"].replace(", reference loop fp32", ""), "loop": loop,
+                     "published_text": f"{mean} ± {std}" if mean is not None else None,
+                     "within": ("yes" if abs(record["acc_mean"] - mean) <= std else "no") if mean is not None else None})
+    return sorted(rows, key=lambda r: (r["ipc"], r["arch"], r["loop"], r["runs"]))
+
+
 def render_tables(settings: Settings) -> str:
-    rows = with_references(load_records(settings.benchmark))
-    table = markdown_table(rows, TABLE_COLUMNS)
-    notes = ("Fashion-MNIST, hard-label protocol (ConvNet-3, width 128, instance norm, SGD 0.01 decayed x0.1 at "
-             "half, DSA), mean ± std over runs on the 10,000 test images. IPC = images per class of the storage "
-             "budget; `storage` = the bytes of IPC images per class, `count` = IPC samples per class. "
-             "relative = (acc − random same storage) / (full data − random same storage). "
-             "Generated by `benchmarks/quality.py` from `benchmarks/results/"
-             f"{settings.benchmark}.json`.\n")
-    write_markdown(settings.benchmark, f"# Quality ({settings.benchmark})\n\n{table}\n{notes}")
-    return table + "\n" + notes
+    records = load_records(settings.benchmark)
+    rows = with_references(records)
+    methods = [r for r in rows if r["method"] not in ("random-subset", "full-data")]
+    references = [dict(r, method="full training set" if r["method"] == "full-data" else "random real subset")
+                  for r in rows if r["method"] in ("random-subset", "full-data") and r.get("augmentation") != "none"]
+    text = (
+        "**Methods**, hard-label protocol (ConvNet-3, width 128, instance norm, SGD 0.01 decayed x0.1 at half, "
+        "DSA), mean ± std over runs on the 10,000 test images. IPC = images per class of the storage budget; "
+        "`storage` = the bytes of IPC images per class, `count` = IPC samples per class; iterations = the "
+        "distillation budget of the run (CPU budgets are below the papers'). relative = (acc − random same "
+        "storage) / (full data − random same storage). `latent-init` is the undistilled starting point of the "
+        "latent methods (their initial real latents, decoded).\n\n"
+        + markdown_table(methods, TABLE_COLUMNS)
+        + "\n**References** (same protocol):\n\n" + markdown_table(references, REFERENCE_COLUMNS)
+        + "\n**Protocol check** against the published Fashion-MNIST random-subset figures (DC paper, ConvNet-3, "
+        "no augmentation; one random subset and one network per run): our evaluator, the DC reference's "
+        "ConvNet variants (first-layer padding 3, mean/std inputs), and the reference's training loop.\n\n"
+        + markdown_table(protocol_check_rows(records), PROTOCOL_CHECK_COLUMNS)
+        + f"\nGenerated by `benchmarks/quality.py` from `benchmarks/results/{settings.benchmark}.json`.\n"
+    )
+    write_markdown(settings.benchmark, f"# Quality ({settings.benchmark})\n\n{text}")
+    return text
 
 
 def main() -> None:
@@ -282,12 +347,17 @@ def main() -> None:
     parser.add_argument("--tables_only", action="store_true")
     parser.add_argument("--methods", nargs="+", default=None, help="methods of the matrix (default: the settings')")
     parser.add_argument("--ipcs", nargs="+", type=int, default=None, help="IPCs of the method cells")
+    parser.add_argument("--budgets", nargs="+", choices=["storage", "count"], default=None,
+                        help="budgets of the method cells")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="distillation iterations of the method cells (recorded in each row)")
     args = parser.parse_args()
     configure_threads(args.threads)
     settings = QUICK if args.quick else FULL
-    if args.methods or args.ipcs:
-        settings = dataclasses.replace(settings, methods=tuple(args.methods or settings.methods),
-                                       ipcs=tuple(args.ipcs or settings.ipcs))
+    overrides = {"methods": tuple(args.methods) if args.methods else None,
+                 "ipcs": tuple(args.ipcs) if args.ipcs else None,
+                 "budgets": tuple(args.budgets) if args.budgets else None, "iterations": args.iterations}
+    settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     if not args.tables_only:
         train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
         if args.only in (None, "references"):

@@ -19,6 +19,7 @@ SECTIONS = {
     "d3hr": "d3hr",
     "d3hr-speed": "d3hr_speed",
     "ld3m-gradient-flow": "ld3m_gradient_flow",
+    "ld3m-cost": "ld3m_cost",
     "encoding-memory": "encoding_memory",
     "process-scaling": "process_scaling",
 }

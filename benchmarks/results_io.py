@@ -10,6 +10,7 @@ Records follow the schema of the project's design notes: ``benchmark``, ``datase
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import re
 import resource
@@ -38,6 +39,26 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def reset_peak_rss() -> None:
+    """Starts a new peak-memory window (Linux: resets the process's VmHWM via /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def window_peak_rss_mb() -> float:
+    """Peak resident memory since the last :func:`reset_peak_rss`, in MiB (the process peak where
+    /proc is unavailable)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
 def stamp(record: dict[str, Any]) -> dict[str, Any]:
     """Adds ``git_commit`` and ``date`` to a record."""
     return {**record, "git_commit": git_commit(), "date": datetime.date.today().isoformat()}
@@ -51,11 +72,15 @@ def load_records(benchmark: str) -> list[dict[str, Any]]:
 def upsert_record(benchmark: str, record: dict[str, Any], key: Sequence[str]) -> list[dict[str, Any]]:
     """Adds ``record`` to the benchmark's JSON, replacing a record with the same ``key`` fields.
 
-    Written atomically after every cell, so a long benchmark resumes cell by cell.
+    Written atomically after every cell, so a long benchmark resumes cell by cell; the
+    read-modify-write holds a lock file, so benchmarks running side by side keep each other's cells.
     """
-    records = [r for r in load_records(benchmark) if any(r.get(k) != record.get(k) for k in key)]
-    records.append(stamp(record))
-    atomic_write_json(records, RESULTS / f"{benchmark}.json")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / f".{benchmark}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        records = [r for r in load_records(benchmark) if any(r.get(k) != record.get(k) for k in key)]
+        records.append(stamp(record))
+        atomic_write_json(records, RESULTS / f"{benchmark}.json")
     return records
 
 
