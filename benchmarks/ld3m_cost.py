@@ -10,8 +10,8 @@ LD3M iteration that the diffusion prior adds; the objective's own work on real i
 
 Cells: IPC 1 / 10 / 50 at K = 10 with the chunked two-pass backward on and off, and K = 5 / 20 / 40
 at IPC 10 (chunked). Reported: seconds per iteration (mean of ``--iterations`` after one warm-up),
-peak RSS of the process, RSS before the first iteration, and their difference (what the
-iterations add).
+the peak RSS while iterating (warm-up included), the RSS before the first iteration (models and
+data loaded), and their difference (what the iterations add).
 
 Writes ``benchmarks/results/ld3m_cost.json`` / ``.md``.
 
@@ -25,27 +25,25 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from results_io import load_records, markdown_table, upsert_record, write_markdown
+from results_io import (
+    current_rss_mb,
+    load_records,
+    markdown_table,
+    reset_peak_rss,
+    upsert_record,
+    window_peak_rss_mb,
+    write_markdown,
+)
 
 BENCHMARK = "ld3m_cost"
 CELLS = [(ipc, 10, chunked) for ipc in (1, 10, 50) for chunked in (True, False)] + \
         [(10, steps, True) for steps in (5, 20, 40)]
 
 
-def current_rss_mb() -> float:
-    """Resident memory of this process now, in MiB (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run_cell(pipeline: str, ipc: int, num_steps: int, chunked: bool, iterations: int) -> dict:
     """Runs one cell in this process and returns its measurements."""
     import torch
-    from results_io import peak_rss_mb
 
     from latent_distill import LatentDistillationPipeline, random_subset
     from latent_distill.codec import LatentCodec
@@ -74,13 +72,14 @@ def run_cell(pipeline: str, ipc: int, num_steps: int, chunked: bool, iterations:
         ((features - targets) ** 2).sum().backward()
 
     baseline = current_rss_mb()
+    reset_peak_rss()
     iteration(0)  # warm-up
     started = time.perf_counter()
     for step in range(1, iterations + 1):
         iteration(step)
     seconds = (time.perf_counter() - started) / iterations
-    peak = peak_rss_mb()
-    return {"seconds_per_iteration": round(seconds, 3), "peak_rss_mb": peak, "baseline_rss_mb": round(baseline, 1),
+    peak = window_peak_rss_mb()
+    return {"seconds_per_iteration": round(seconds, 3), "peak_rss_mb": peak, "baseline_rss_mb": baseline,
             "iteration_rss_increase_mb": round(peak - baseline, 1)}
 
 
@@ -91,7 +90,7 @@ def report() -> str:
         row["backward"] = "chunked two-pass" if row["chunked_backward"] else "one pass (checkpointed)"
     table = markdown_table(rows, [("K", "num_steps"), ("IPC", "ipc"), ("samples", "num_samples"),
                                   ("backward", "backward"), ("s / iteration", "seconds_per_iteration"),
-                                  ("peak RSS MB", "peak_rss_mb"), ("added by the iterations, MB",
+                                  ("peak RSS while iterating, MB", "peak_rss_mb"), ("added by the iterations, MB",
                                                                    "iteration_rss_increase_mb")])
     write_markdown(BENCHMARK, "# LD3M cost: seconds per iteration and peak memory against K and IPC\n\n" + table +
                    "\nRender (K skip-connected DDIM steps of the shipped DiT + decoder) and backward of an LD3M set "

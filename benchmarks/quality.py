@@ -48,7 +48,7 @@ from latent_distill import (
 )
 from latent_distill.evaluation import configure_threads, full_data_reference
 
-CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs", "augmentation", "subsets")
+CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs", "augmentation", "subsets", "iterations")
 # The published Fashion-MNIST random-subset figures (DC paper, ConvNet-3, hard labels) were trained
 # without augmentation: the protocol check reproduces them with augmentation "none".
 PUBLISHED_RANDOM_SUBSET = {1: (51.4, 3.8), 10: (73.8, 0.7), 50: (82.5, 0.7)}
@@ -108,8 +108,9 @@ def run_cell(settings: Settings, fields: dict[str, Any], compute: Callable[[], d
     key_fields = {"method": fields["method"], "ipc": fields["ipc"], "budget": fields["budget"], "protocol": "hard",
                   "arch": fields.get("arch", "convnet-3"), "eval_epochs": fields.get("eval_epochs", settings.eval_epochs),
                   "augmentation": fields.get("augmentation", "dsa")}
-    if "subsets" in fields:
-        key_fields["subsets"] = fields["subsets"]
+    for optional in ("subsets", "iterations"):
+        if optional in fields:
+            key_fields[optional] = fields[optional]
     if not redo and has_record(settings.benchmark, **key_fields):
         print(f"skip (done): {key_fields}")
         return
@@ -260,7 +261,7 @@ def method_cells(settings: Settings, train, test, redo: bool) -> None:
                             "iterations": config.iterations, "distill_seconds": round(output.distill_seconds, 1),
                             **evaluate_cell(settings, images, output.labels, test, protocol)}
 
-                fields = {"method": method, "ipc": ipc, "budget": budget}
+                fields = {"method": method, "ipc": ipc, "budget": budget, "iterations": config.iterations}
                 if (method, ipc) in PUBLISHED_METHODS:
                     fields["published"] = PUBLISHED_METHODS[(method, ipc)]
                 run_cell(settings, fields, compute, redo)

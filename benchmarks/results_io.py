@@ -17,7 +17,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,16 +47,27 @@ def reset_peak_rss() -> None:
         pass
 
 
-def window_peak_rss_mb() -> float:
-    """Peak resident memory since the last :func:`reset_peak_rss`, in MiB (the process peak where
-    /proc is unavailable)."""
+def _proc_status_mb(field: str) -> Optional[float]:
+    """A memory field of /proc/self/status (``VmRSS``, ``VmHWM``) in MiB; ``None`` without /proc."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         pass
-    return peak_rss_mb()
+    return None
+
+
+def current_rss_mb() -> Optional[float]:
+    """Resident memory of this process now, in MiB (``None`` without /proc)."""
+    return _proc_status_mb("VmRSS")
+
+
+def window_peak_rss_mb() -> float:
+    """Peak resident memory since the last :func:`reset_peak_rss`, in MiB (the process peak where
+    /proc is unavailable)."""
+    peak = _proc_status_mb("VmHWM")
+    return peak if peak is not None else peak_rss_mb()
 
 
 def stamp(record: dict[str, Any]) -> dict[str, Any]:
