@@ -74,6 +74,25 @@ def test_distill_example_runs_d3hr_with_the_soft_label_protocol(tmp_path):
     assert len(datasets.load_dataset(str(tmp_path / "out"), "images", split="train")) == 4
 
 
+def test_distill_example_runs_ld3m_and_the_saved_set_rerenders_with_the_recorded_models(tmp_path):
+    from conftest import make_dit_scheduler, make_tiny_dit, make_tiny_vae
+
+    LatentDistillationPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(num_classes=2),
+                               scheduler=make_dit_scheduler()).save_pretrained(tmp_path / "pipeline")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    make_image_dataset(num_per_class=6, seed=0).to_parquet(str(data_dir / "train.parquet"))
+    make_image_dataset(num_per_class=3, seed=1).to_parquet(str(data_dir / "test.parquet"))
+    load_example("distill").main([
+        "--method", "ld3m-dm", "--pretrained", str(tmp_path / "pipeline"), "--dataset", str(data_dir), "--ipc", "1",
+        "--budget", "count", "--iterations", "2", "--no_eval", "--output_dir", str(tmp_path / "out"),
+        "--cache_dir", str(tmp_path / "cache"), "--checkpoint_dir", str(tmp_path / "ckpt"),
+    ])
+    restored = DistilledDataset.from_pretrained(tmp_path / "out")
+    assert restored.method == "ld3m-dm" and restored.class_embeddings.shape == (2, 1, 16)
+    assert torch.equal(restored.rerender(), restored.images)  # models loaded from the recorded folder
+
+
 def test_distill_example_explains_a_missing_denoiser(tiny_vae, tmp_path):
     import pytest
 
