@@ -224,8 +224,10 @@ def protocol_check_cells(settings: Settings, train, test, redo: bool) -> None:
 
 # Undistilled starting points, evaluated like the methods: "latent-init" decodes the initial latents
 # that every latent method starts from (the same real-latent draw for LatentDM, LatentDC and
-# LatentMTT at a given IPC, budget and seed), i.e. the set before any iteration.
-INITIAL_SETS = {"latent-init": "latent-dm"}
+# LatentMTT at a given IPC, budget and seed), i.e. the set before any iteration; "ld3m-init" renders
+# LD3M's initial latents (encoded real images) and class embeddings (the DiT's label rows) through
+# the skip-connected sampler before any iteration.
+INITIAL_SETS = {"latent-init": "latent-dm", "ld3m-init": "ld3m-dm"}
 # Controlled twins: a preset with overrides, named in the table. "pixel-dsa-1x1" is DSA with one
 # gradient match per fresh network (outer loop = inner loop = 1), the objective settings of the
 # ld3m-dc preset on plain pixels: the two differ only in the representation.
