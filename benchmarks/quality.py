@@ -227,17 +227,22 @@ def protocol_check_cells(settings: Settings, train, test, redo: bool) -> None:
 # LatentMTT at a given IPC, budget and seed), i.e. the set before any iteration; "ld3m-init" renders
 # LD3M's initial latents (encoded real images) and class embeddings (the DiT's label rows) through
 # the skip-connected sampler before any iteration.
-INITIAL_SETS = {"latent-init": "latent-dm", "ld3m-init": "ld3m-dm"}
-# Controlled twins: a preset with overrides, named in the table. "pixel-dsa-1x1" is DSA with one
-# gradient match per fresh network (outer loop = inner loop = 1), the objective settings of the
-# ld3m-dc preset on plain pixels: the two differ only in the representation.
-METHOD_VARIANTS = {"pixel-dsa-1x1": ("pixel-dsa", {"objective_kwargs": {"outer_loops": 1, "inner_steps": 1}})}
+INITIAL_SETS = {"latent-init": "latent-dm", "ld3m-init": "ld3m-dm", "ld3m-init-reference": "ld3m-dm-reference"}
+# Controlled twins and variants: a preset with overrides, named in the table. "pixel-dsa-1x1" is DSA
+# with one gradient match per fresh network (outer loop = inner loop = 1), the objective settings of
+# the ld3m-dc preset on plain pixels: the two differ only in the representation. "-reference" runs
+# LD3M with the reference code's skip connection (x0-prediction mixed with the clean latent).
+METHOD_VARIANTS = {
+    "pixel-dsa-1x1": ("pixel-dsa", {"objective_kwargs": {"outer_loops": 1, "inner_steps": 1}}),
+    "ld3m-dm-reference": ("ld3m-dm", {"representation_kwargs": {"skip": "reference"}}),
+    "ld3m-dc-reference": ("ld3m-dc", {"representation_kwargs": {"skip": "reference"}}),
+}
 
 
 def method_config(method: str, ipc: int, budget: str, iterations: int):
     """The run config of one method cell (an initial set is its method's config with 0 iterations)."""
     if method in INITIAL_SETS:
-        return config_for_method(INITIAL_SETS[method], ipc=ipc, budget=budget, iterations=0)
+        return method_config(INITIAL_SETS[method], ipc, budget, 0)
     preset, overrides = METHOD_VARIANTS.get(method, (method, {}))
     return config_for_method(preset, ipc=ipc, budget=budget, iterations=iterations, **overrides)
 
