@@ -53,7 +53,9 @@ def test_distill_example_writes_an_evaluated_hub_folder(tiny_vae, tmp_path):
     assert all(0.0 <= row["acc_mean"] <= 100.0 for row in rows)
 
 
-def test_distill_example_runs_d3hr_with_the_soft_label_protocol(tmp_path):
+def save_dit_pipeline_and_data(tmp_path: Path) -> Path:
+    """Saves a tiny VAE + DiT pipeline to ``tmp_path/pipeline`` and a 2-class parquet dataset
+    (6 train / 3 test images per class); returns the data folder."""
     from conftest import make_dit_scheduler, make_tiny_dit, make_tiny_vae
 
     LatentDistillationPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(num_classes=2),
@@ -62,6 +64,11 @@ def test_distill_example_runs_d3hr_with_the_soft_label_protocol(tmp_path):
     data_dir.mkdir()
     make_image_dataset(num_per_class=6, seed=0).to_parquet(str(data_dir / "train.parquet"))
     make_image_dataset(num_per_class=3, seed=1).to_parquet(str(data_dir / "test.parquet"))
+    return data_dir
+
+
+def test_distill_example_runs_d3hr_with_the_soft_label_protocol(tmp_path):
+    data_dir = save_dit_pipeline_and_data(tmp_path)
     summary = load_example("distill").main([
         "--method", "d3hr", "--pretrained", str(tmp_path / "pipeline"), "--dataset", str(data_dir), "--ipc", "2",
         "--num_candidates", "16", "--inversion_steps", "3", "--num_inference_steps", "5",
@@ -75,14 +82,7 @@ def test_distill_example_runs_d3hr_with_the_soft_label_protocol(tmp_path):
 
 
 def test_distill_example_runs_ld3m_and_the_saved_set_rerenders_with_the_recorded_models(tmp_path):
-    from conftest import make_dit_scheduler, make_tiny_dit, make_tiny_vae
-
-    LatentDistillationPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(num_classes=2),
-                               scheduler=make_dit_scheduler()).save_pretrained(tmp_path / "pipeline")
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    make_image_dataset(num_per_class=6, seed=0).to_parquet(str(data_dir / "train.parquet"))
-    make_image_dataset(num_per_class=3, seed=1).to_parquet(str(data_dir / "test.parquet"))
+    data_dir = save_dit_pipeline_and_data(tmp_path)
     load_example("distill").main([
         "--method", "ld3m-dm", "--pretrained", str(tmp_path / "pipeline"), "--dataset", str(data_dir), "--ipc", "1",
         "--budget", "count", "--iterations", "2", "--no_eval", "--output_dir", str(tmp_path / "out"),
