@@ -9,7 +9,8 @@ References, measured with exactly the same protocol object as the methods they s
 ``random-subset`` at every number of images per class that a method uses (its same-storage and
 same-count budgets) and ``full-data`` (the whole training set; fewer epochs, recorded).
 
-    python benchmarks/quality.py                 # full matrix (hours on 2 cores)
+    python benchmarks/quality.py                 # full matrix: every method (days on 2 cores, resumable)
+    python benchmarks/quality.py --only methods --methods ld3m-dm --ipcs 10 --budgets count --iterations 50
     python benchmarks/quality.py --quick         # minutes: smoke check, writes quality-quick.json
     python benchmarks/quality.py --only references
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 from reference_loop import reference_loop
@@ -43,6 +44,7 @@ from latent_distill import (
     config_for_method,
     evaluate_synthetic,
     fashion_mnist_tensors,
+    list_presets,
     random_subset,
     uint8_to_float,
 )
@@ -65,6 +67,23 @@ TABLE_COLUMNS = [
 ]
 
 
+# Undistilled starting points, evaluated like the methods: "latent-init" decodes the initial latents
+# that every latent method starts from (the same real-latent draw for LatentDM, LatentDC and
+# LatentMTT at a given IPC, budget and seed), i.e. the set before any iteration; "ld3m-init" renders
+# LD3M's initial latents (encoded real images) and class embeddings (the DiT's label rows) through
+# the skip-connected sampler before any iteration.
+INITIAL_SETS = {"latent-init": "latent-dm", "ld3m-init": "ld3m-dm", "ld3m-init-reference": "ld3m-dm-reference"}
+# Controlled twins and variants: a preset with overrides, named in the table. "pixel-dsa-1x1" is DSA
+# with one gradient match per fresh network (outer loop = inner loop = 1), the objective settings of
+# the ld3m-dc preset on plain pixels: the two differ only in the representation. "-reference" runs
+# LD3M with the reference code's skip connection (x0-prediction mixed with the clean latent).
+METHOD_VARIANTS = {
+    "pixel-dsa-1x1": ("pixel-dsa", {"objective_kwargs": {"outer_loops": 1, "inner_steps": 1}}),
+    "ld3m-dm-reference": ("ld3m-dm", {"representation_kwargs": {"skip": "reference"}}),
+    "ld3m-dc-reference": ("ld3m-dc", {"representation_kwargs": {"skip": "reference"}}),
+}
+
+
 @dataclasses.dataclass
 class Settings:
     """What one benchmark run measures."""
@@ -74,7 +93,7 @@ class Settings:
     reference_ipcs: tuple[int, ...]
     methods: tuple[str, ...]
     budgets: tuple[str, ...]
-    iterations: int
+    iterations: Optional[int]
     eval_epochs: int
     full_data_epochs: int
     runs: int
@@ -82,8 +101,11 @@ class Settings:
     protocol_check_runs: int = 10
 
 
-FULL = Settings("quality", ipcs=(1, 10), reference_ipcs=(1, 4, 10, 40, 50), methods=("latent-dm",),
-                budgets=("storage", "count"), iterations=1000, eval_epochs=300, full_data_epochs=40, runs=3,
+# Every method of the library (its preset's iteration budget unless --iterations says otherwise) and
+# the undistilled starting sets. D3HR, whose protocol is the soft-label one, is benchmarked by
+# benchmarks/d3hr.py.
+FULL = Settings("quality", ipcs=(1, 10), reference_ipcs=(1, 4, 10, 40, 50),
+                methods=(*list_presets(), *INITIAL_SETS), budgets=("storage", "count"), iterations=None, eval_epochs=300, full_data_epochs=40, runs=3,
                 compile=True)
 QUICK = Settings("quality-quick", ipcs=(1,), reference_ipcs=(1,), methods=("latent-dm",), budgets=("storage",),
                  iterations=20, eval_epochs=20, full_data_epochs=1, runs=1, compile=False, protocol_check_runs=2)
@@ -222,25 +244,9 @@ def protocol_check_cells(settings: Settings, train, test, redo: bool) -> None:
                                 **({"subsets": runs} if ipc <= 10 else {})}, compute, redo)
 
 
-# Undistilled starting points, evaluated like the methods: "latent-init" decodes the initial latents
-# that every latent method starts from (the same real-latent draw for LatentDM, LatentDC and
-# LatentMTT at a given IPC, budget and seed), i.e. the set before any iteration; "ld3m-init" renders
-# LD3M's initial latents (encoded real images) and class embeddings (the DiT's label rows) through
-# the skip-connected sampler before any iteration.
-INITIAL_SETS = {"latent-init": "latent-dm", "ld3m-init": "ld3m-dm", "ld3m-init-reference": "ld3m-dm-reference"}
-# Controlled twins and variants: a preset with overrides, named in the table. "pixel-dsa-1x1" is DSA
-# with one gradient match per fresh network (outer loop = inner loop = 1), the objective settings of
-# the ld3m-dc preset on plain pixels: the two differ only in the representation. "-reference" runs
-# LD3M with the reference code's skip connection (x0-prediction mixed with the clean latent).
-METHOD_VARIANTS = {
-    "pixel-dsa-1x1": ("pixel-dsa", {"objective_kwargs": {"outer_loops": 1, "inner_steps": 1}}),
-    "ld3m-dm-reference": ("ld3m-dm", {"representation_kwargs": {"skip": "reference"}}),
-    "ld3m-dc-reference": ("ld3m-dc", {"representation_kwargs": {"skip": "reference"}}),
-}
-
-
-def method_config(method: str, ipc: int, budget: str, iterations: int):
-    """The run config of one method cell (an initial set is its method's config with 0 iterations)."""
+def method_config(method: str, ipc: int, budget: str, iterations: Optional[int]):
+    """The run config of one method cell: the preset's (with ``iterations`` when given); an initial
+    set is its method's config with 0 iterations."""
     if method in INITIAL_SETS:
         return method_config(INITIAL_SETS[method], ipc, budget, 0)
     preset, overrides = METHOD_VARIANTS.get(method, (method, {}))
@@ -333,7 +339,10 @@ def render_tables(settings: Settings) -> str:
         "`storage` = the bytes of IPC images per class, `count` = IPC samples per class; iterations = the "
         "distillation budget of the run (CPU budgets are below the papers'). relative = (acc − random same "
         "storage) / (full data − random same storage). `latent-init` is the undistilled starting point of the "
-        "latent methods (their initial real latents, decoded).\n\n"
+        "latent methods (their initial real latents, decoded); `ld3m-init` / `ld3m-init-reference` LD3M's "
+        "starting set rendered before any iteration (paper / reference-code skip connection). Peak MB = the "
+        "process's peak resident memory during distillation / evaluation (memory it still holds from earlier "
+        "cells included: a floor, not the phase's own need).\n\n"
         + markdown_table(methods, TABLE_COLUMNS)
         + "\n**References** (same protocol):\n\n" + markdown_table(references, REFERENCE_COLUMNS)
         + "\n**Protocol check** against the published Fashion-MNIST random-subset figures (DC paper, ConvNet-3, "
