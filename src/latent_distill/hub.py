@@ -1163,7 +1163,10 @@ def _storage_section(dataset: DistilledDataset) -> str:
     else:
         stands_for = f"{dataset.samples_per_class} stored samples per class for IPC {dataset.ipc}"
     lines = [f"Budget mode: **{dataset.budget}** ({stands_for}).", "", _table(["", "bytes"], rows)]
-    if dataset.images is not None and dataset.stored_representation != "images":
+    if dataset.images is not None and dataset.class_embeddings is not None:
+        lines += ["", "The `images` config holds the images rendered from the stored initial latents and class "
+                      "embeddings (`DistilledDataset.rerender()`) for convenience; they are not counted above."]
+    elif dataset.images is not None and dataset.stored_representation != "images":
         lines += ["", f"The `images` config holds images decoded from the stored {dataset.stored_representation} "
                       "for convenience; they are not counted above."]
     if dataset.soft_labels is not None:
