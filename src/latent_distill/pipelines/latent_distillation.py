@@ -144,6 +144,15 @@ class LatentDistillationPipeline(DiffusionPipeline):
                                              "class": type(self.scheduler).__name__}
         return record
 
+    def _frozen_codec(self, config: DistillationConfig, device: torch.device) -> LatentCodec:
+        """Freezes the autoencoder (and denoiser) on ``device`` in accelerate's mixed precision (learned
+        tensors stay fp32) and returns the codec at the run's resolution."""
+        freeze(self.vae, device)
+        if self.transformer is not None:
+            freeze(self.transformer, device)
+        resolution = config.resolution or int(self.vae.config.sample_size)
+        return LatentCodec(self.vae, resolution, config.resample, config.encode_batch_size)
+
     def render_stored(self, latents: torch.Tensor, class_embeddings: torch.Tensor, config: DistillationConfig,
                       num_classes: int) -> torch.Tensor:
         """Re-renders the images of a diffusion-prior (LD3M) set from what it stores.
@@ -168,12 +177,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
         if not representation_cls.uses_denoiser:
             raise ValueError(f"The {config.representation!r} representation stores no class embeddings to render: "
                              "decode its latents with the autoencoder instead.")
-        state = PartialState()
-        resolution = config.resolution or int(self.vae.config.sample_size)
-        codec = LatentCodec(self.vae, resolution, config.resample, config.encode_batch_size)
-        freeze(self.vae, state.device)
-        if self.transformer is not None:
-            freeze(self.transformer, state.device)
+        codec = self._frozen_codec(config, PartialState().device)
         prior = representation_cls.restore(latents, class_embeddings, num_classes, codec=codec,
                                            transformer=self.transformer, scheduler=self.scheduler,
                                            options=config.representation_kwargs, seed=config.seed)
@@ -218,11 +222,8 @@ class LatentDistillationPipeline(DiffusionPipeline):
         state = PartialState()
         representation_cls = get_representation(config.representation)
         objective_cls = get_objective(config.method)
-        resolution = config.resolution or int(self.vae.config.sample_size)
-        codec = LatentCodec(self.vae, resolution, config.resample, config.encode_batch_size)
-        freeze(self.vae, state.device)  # frozen models follow accelerate's mixed precision; learned tensors stay fp32
-        if self.transformer is not None:
-            freeze(self.transformer, state.device)
+        codec = self._frozen_codec(config, state.device)
+        resolution = codec.resolution
 
         data = training_tensors(dataset, resolution, self.vae.config.in_channels, image_column, label_column)
         sample_shape = representation_cls.sample_shape(tuple(data.images.shape[1:]), codec)
