@@ -76,7 +76,7 @@ def run_cell(pipeline: str, ipc: int, num_steps: int, chunked: bool, iterations:
         iteration(step)
     seconds = (time.perf_counter() - started) / iterations
     peak = window_peak_rss_mb()
-    return {"seconds_per_iteration": round(seconds, 3), "peak_rss_mb": peak, "baseline_rss_mb": baseline,
+    return {"num_samples": len(images), "seconds_per_iteration": round(seconds, 3), "peak_rss_mb": peak, "baseline_rss_mb": baseline,
             "iteration_rss_increase_mb": round(peak - baseline, 1)}
 
 
@@ -115,7 +115,7 @@ def main() -> None:
                                 capture_output=True, text=True, check=True)
         measured = json.loads(result.stdout.strip().splitlines()[-1])
         record = {"benchmark": BENCHMARK, "dataset": "fashion-mnist", "method": "ld3m", "representation": "diffusion",
-                  "pipeline": model_reference(args.pipeline), "ipc": ipc, "num_samples": ipc * 10,
+                  "pipeline": model_reference(args.pipeline), "ipc": ipc,
                   "num_steps": num_steps, "chunked_backward": chunked, "threads": 1,
                   "iterations": args.iterations, **measured}
         upsert_record(BENCHMARK, record, ("pipeline", "ipc", "num_steps", "chunked_backward"))
