@@ -76,8 +76,8 @@ def run_cell(pipeline: str, ipc: int, num_steps: int, chunked: bool, iterations:
         iteration(step)
     seconds = (time.perf_counter() - started) / iterations
     peak = window_peak_rss_mb()
-    return {"num_samples": len(images), "seconds_per_iteration": round(seconds, 3), "peak_rss_mb": peak, "baseline_rss_mb": baseline,
-            "iteration_rss_increase_mb": round(peak - baseline, 1)}
+    return {"num_samples": len(images), "seconds_per_iteration": round(seconds, 3), "peak_rss_mb": peak,
+            "baseline_rss_mb": baseline, "iteration_rss_increase_mb": round(peak - baseline, 1)}
 
 
 def report() -> str:

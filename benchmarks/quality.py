@@ -78,8 +78,8 @@ INITIAL_SETS = {"latent-init": "latent-dm", "ld3m-init": "ld3m-dm", "ld3m-init-r
 # the ld3m-dc preset on plain pixels: the two differ only in the representation. "pixel-dc-real-init"
 # is DC started from real images (as DSA and DM start) instead of noise, for CPU budgets far below
 # DC's 1000 iterations. "pixel-mtt-small-buffer" is MTT with 2 experts of 3 epochs (start epoch < 2,
-# 2 expert epochs per match): a pixel expert epoch costs ~4 minutes on one CPU thread, 50-epoch experts
-# days. "-reference" runs
+# 2 expert epochs per match): a pixel expert epoch with DSA costs ~6 minutes on one CPU thread,
+# 50-epoch experts days. "-reference" runs
 # LD3M with the reference code's skip connection (x0-prediction mixed with the clean latent).
 METHOD_VARIANTS = {
     "pixel-dsa-1x1": ("pixel-dsa", {"objective_kwargs": {"outer_loops": 1, "inner_steps": 1}}),
@@ -290,10 +290,15 @@ def method_cells(settings: Settings, train, test, redo: bool) -> None:
                 run_cell(settings, fields, compute, redo)
 
 
+def random_references(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The random-subset rows of the methods' protocol (with augmentation), by samples per class."""
+    return {r["samples_per_class"]: r for r in records
+            if r["method"] == "random-subset" and r.get("augmentation", "dsa") == "dsa"}
+
+
 def with_references(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Adds the random-subset references (same storage, same count) and the relative score to rows."""
-    random = {r["samples_per_class"]: r for r in records
-              if r["method"] == "random-subset" and r.get("augmentation", "dsa") == "dsa"}
+    random = random_references(records)
     full = max((r for r in records if r["method"] == "full-data"), key=lambda r: r["eval_epochs"], default=None)
     rows = []
     for record in sorted(records, key=lambda r: (r["method"] != "full-data", r["method"], r["ipc"], r["budget"])):
@@ -337,8 +342,7 @@ def claim_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = [r for r in records if r["method"] == method and r["ipc"] == ipc and r["budget"] == budget]
         return max(rows, key=lambda r: r.get("iterations") or 0, default=None)
 
-    random = {r["samples_per_class"]: r for r in records
-              if r["method"] == "random-subset" and r.get("augmentation", "dsa") == "dsa"}
+    random = random_references(records)
     rows = []
     for method, twins in PIXEL_TWINS.items():
         for ipc in CLAIM_IPCS:
