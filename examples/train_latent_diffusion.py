@@ -50,6 +50,7 @@ from latent_distill.data import (
 from latent_distill.default_models import (
     DEFAULT_PIPELINE_PATH,
     build_fashion_mnist_transformer,
+    model_reference,
 )
 from latent_distill.pipelines import LatentDistillationPipeline
 from latent_distill.seeding import generator_for
@@ -76,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--class_dropout", type=float, default=0.1)
     parser.add_argument("--ema_decay", type=float, default=0.999)
     parser.add_argument("--checkpoint_every", type=int, default=200)
+    parser.add_argument("--snapshot_every", type=int, default=0,
+                        help="also write the EMA denoiser every N steps to <checkpoint_dir>/ema-step-N "
+                             "(for per-checkpoint quality measurements; 0: never)")
     parser.add_argument("--mixed_precision", default="no", choices=["no", "fp16", "bf16"])
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -127,6 +131,27 @@ def build_transformer(args: argparse.Namespace, num_classes: int, latent_channel
     return model
 
 
+def previous_training(args: argparse.Namespace) -> dict | None:
+    """The training record of the DiT being fine-tuned, when it comes from a pipeline folder that has one.
+
+    Fine-tuning continues a model across sessions: the new record keeps the old one, so the card can
+    state the whole lineage (total steps and seconds) of the shipped weights.
+    """
+    if args.transformer is None:
+        return None
+    record = Path(args.transformer).parent / "latent_diffusion_training.json"
+    return json.loads(record.read_text()) if record.is_file() else None
+
+
+def lineage_totals(record: dict) -> dict:
+    """``total_steps`` and ``total_train_seconds`` of a record and every record it fine-tuned."""
+    steps, seconds = record["steps"], record["train_seconds"]
+    if record.get("fine_tuned_from"):
+        previous = lineage_totals(record["fine_tuned_from"])
+        steps, seconds = steps + previous["total_steps"], seconds + previous["total_train_seconds"]
+    return {"total_steps": steps, "total_train_seconds": round(seconds, 1)}
+
+
 def learning_rate_at(step: int, args: argparse.Namespace) -> float:
     """Linear warm-up then cosine decay to a tenth of the base rate."""
     if step < args.warmup_steps:
@@ -162,6 +187,15 @@ def save_pipeline(model: DiTTransformer2DModel, args: argparse.Namespace, record
     index.pop("_name_or_path", None)  # a machine path: not part of a shipped folder
     atomic_write_json(index, pipeline_dir / "model_index.json")
     atomic_write_json(record, pipeline_dir / "latent_diffusion_training.json")
+
+
+def save_ema_snapshot(model: DiTTransformer2DModel, ema: EMAModel, folder: Path) -> None:
+    """Writes the EMA weights as a loadable ``DiTTransformer2DModel`` folder, leaving ``model`` as it was."""
+    ema.store(model.parameters())
+    ema.copy_to(model.parameters())
+    with atomic_directory(folder) as staging:
+        model.save_pretrained(staging)
+    ema.restore(model.parameters())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -210,13 +244,22 @@ def main(argv: list[str] | None = None) -> dict:
             save_state(checkpoint, model=accelerator.unwrap_model(model).state_dict(),
                        optimizer=optimizer.state_dict(), ema=ema.state_dict(), step=step,
                        seconds=time.time() - started, loss_ema=running)
+        if args.snapshot_every and step % args.snapshot_every == 0 and accelerator.is_main_process:
+            save_ema_snapshot(accelerator.unwrap_model(model), ema, Path(args.checkpoint_dir) / f"ema-step-{step}")
     progress.close()
+    recorded_args = {k: v for k, v in vars(args).items() if "dir" not in k and k != "latent_cache"}
+    if args.transformer is not None:  # a machine path is no part of the record: the model's reference is
+        recorded_args["transformer"] = model_reference(args.transformer)
     record = {"dataset": args.dataset,
-              "args": {k: v for k, v in vars(args).items() if "dir" not in k and k != "latent_cache"},
+              "args": recorded_args,
               "steps": step, "processes": accelerator.num_processes,
               "train_seconds": round(time.time() - started, 1), "final_loss_ema": running,
               "parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
               "training_schedule": TRAINING_SCHEDULE}
+    previous = previous_training(args)
+    if previous is not None:
+        record["fine_tuned_from"] = previous
+    record.update(lineage_totals(record))
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
         ema.copy_to(final.parameters())
