@@ -39,15 +39,15 @@ from results_io import (
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRConfig, D3HRPipeline
 from latent_distill.checkpointing import load_state, save_state
 from latent_distill.codec import LatentCache
-from latent_distill.d3hr import (
-    GaussianAccumulator,
+from latent_distill.d3hr import GaussianAccumulator, select_group
+from latent_distill.data import fashion_mnist_tensors, uint8_to_float
+from latent_distill.diffusion import (
     GuidedDenoiser,
     ddim_invert,
     ddim_schedulers,
     inversion_timestep,
-    select_group,
 )
-from latent_distill.data import fashion_mnist_tensors, uint8_to_float
+from latent_distill.encoding import encode_training_latents
 from latent_distill.evaluation import (
     HardLabelProtocol,
     SoftLabelProtocol,
@@ -56,7 +56,6 @@ from latent_distill.evaluation import (
     random_subset,
     train_teacher,
 )
-from latent_distill.representations import get_representation
 
 STATE = ROOT / "runs" / "d3hr-benchmark" / "fit.pt"
 # References beside D3HR: a random real subset, and the same subset passed through the shipped
@@ -72,8 +71,8 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
                       inversion_steps=args.default_depth)
     subset = pipe._fit_subset(train, base)
     codec = pipe._codec(base)
-    real = get_representation("latent").real_pool(subset, codec, LatentCache(ROOT / "runs" / "latent-cache"))
-    dim = real.samples[0].numel()
+    latents = encode_training_latents(subset, codec, LatentCache(ROOT / "runs" / "latent-cache"))
+    dim = latents[0].numel()
     depths = sorted(args.depths)
     key = {"fit_per_class": args.fit_per_class, "depths": depths, "guidance": args.guidance, "pipeline": args.pipeline}
     saved = load_state(STATE)
@@ -93,16 +92,16 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
     for class_index in range(10):
         if class_index in state["done"]:
             continue
-        for batch, rows in enumerate(real.by_class[class_index].split(base.batch_size)):
-            latents, labels = real.gather(rows), real.labels[rows]
-            started, current, reached = time.time(), latents, 0
+        for batch, rows in enumerate(torch.nonzero(subset.labels == class_index).flatten().split(base.batch_size)):
+            batch_latents, labels = latents[rows], subset.labels[rows]
+            started, current, reached = time.time(), batch_latents, 0
             for depth in depths:
                 current = ddim_invert(denoiser, inverter, current, labels, depth, start_step=reached)
                 accumulators[depth].update(current, labels)
                 reached = depth
             state["invert_seconds"] += time.time() - started
             state["inverted"] += len(rows)
-            ddpm.update(pipe.invert(latents, labels, base.replace(noising="ddpm"), batch), labels)
+            ddpm.update(pipe.invert(batch_latents, labels, base.replace(noising="ddpm"), batch), labels)
         state["done"].append(class_index)
         state["ddim"] = {d: a.state_dict() for d, a in accumulators.items()}
         state["ddpm"] = ddpm.state_dict()
@@ -111,7 +110,7 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
               f"{state['inverted'] / state['invert_seconds']:.1f} img/s to depth {depths[-1]})", flush=True)
     fits = {("ddim", d): a.finalize() for d, a in accumulators.items()}
     fits[("ddpm", base.inversion_steps)] = ddpm.finalize()
-    return {"fits": fits, "inverter": inverter, "latent_shape": list(real.samples.shape[1:]), "state": state}
+    return {"fits": fits, "inverter": inverter, "latent_shape": list(latents.shape[1:]), "state": state}
 
 
 def install(pipe: D3HRPipeline, fitted: dict[str, Any], noising: str, depth: int) -> None:

@@ -36,13 +36,13 @@ from results_io import (
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRPipeline
 from latent_distill.checkpointing import atomic_file, atomic_write_text
 from latent_distill.codec import LatentCodec
-from latent_distill.d3hr import GuidedDenoiser, ddim_regenerate, ddim_schedulers
 from latent_distill.data import (
     FASHION_MNIST_CLASSES,
     fashion_mnist_tensors,
     float_to_uint8,
     uint8_to_float,
 )
+from latent_distill.diffusion import GuidedDenoiser, ddim_regenerate, ddim_schedulers
 from latent_distill.evaluation import accuracy, configure_threads, train_teacher
 from latent_distill.seeding import generator_for
 

@@ -59,8 +59,8 @@ def measure_buffer(method: str, epochs: int, representation: str) -> dict:
     )
     from latent_distill.codec import LatentCache, LatentCodec
     from latent_distill.data import fashion_mnist_tensors
+    from latent_distill.objectives.mtt import train_expert_trajectories
     from latent_distill.representations import get_representation
-    from latent_distill.trajectories import train_expert_trajectories
 
     torch.set_num_threads(1)
     config = config_for_method(method)

@@ -15,18 +15,20 @@ from diffusers import DiTTransformer2DModel
 
 from latent_distill import D3HRConfig, D3HRPipeline, DistilledDataset
 from latent_distill.d3hr import (
-    DenoiserError,
     GaussianAccumulator,
     GaussianFitError,
     GroupScoreWeights,
+    redraw_group,
+    score_groups,
+    select_group,
+)
+from latent_distill.diffusion import (
+    DenoiserError,
     GuidedDenoiser,
     ddim_invert,
     ddim_regenerate,
     ddim_schedulers,
     inversion_timestep,
-    redraw_group,
-    score_groups,
-    select_group,
 )
 
 FAST = dict(num_candidates=64, inversion_steps=5, num_inference_steps=10, batch_size=8)

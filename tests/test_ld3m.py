@@ -17,16 +17,17 @@ from conftest import (
 
 from latent_distill import LatentDistillationPipeline, config_for_method
 from latent_distill.codec import LatentCodec
-from latent_distill.d3hr import GuidedDenoiser, ddim_regenerate, ddim_schedulers
-from latent_distill.diffusion_prior import (
+from latent_distill.diffusion import GuidedDenoiser, ddim_regenerate, ddim_schedulers
+from latent_distill.hub import DistilledDataset, DistilledDatasetError
+from latent_distill.representations import (
     DiffusionPrior,
     DiffusionPriorError,
     DiffusionRenderer,
+    RepresentationConfigError,
+    get_representation,
     skip_ddim_step,
     skip_weight,
 )
-from latent_distill.hub import DistilledDataset, DistilledDatasetError
-from latent_distill.representations import RepresentationConfigError, get_representation
 
 NUM_CLASSES = 2
 

@@ -18,7 +18,7 @@ from latent_distill.objectives import (
     get_objective,
 )
 from latent_distill.objectives.dc import dc_gradient_distance, mse_gradient_distance
-from latent_distill.objectives.student import (
+from latent_distill.objectives.mtt.student import (
     FlatStudent,
     StudentPlan,
     constant_memory_gradients,
@@ -26,13 +26,13 @@ from latent_distill.objectives.student import (
     run_student,
     unrolled_matching_loss,
 )
-from latent_distill.presets import config_for_method
-from latent_distill.representations import LatentCodes, Pixels, RealPool
-from latent_distill.trajectories import (
+from latent_distill.objectives.mtt.trajectories import (
     ExpertBuffer,
     ExpertBufferError,
     train_expert_trajectories,
 )
+from latent_distill.presets import config_for_method
+from latent_distill.representations import LearnableLatents, LearnablePixels, RealPool
 
 TINY_NETWORK = {"width": 8}
 # Tiny MTT: 2 experts of 3 epochs (start epochs 0-1, targets 2 epochs later), 5 student steps.
@@ -70,7 +70,7 @@ def toy_problem(space: str, method: str, objective_kwargs: dict, augmentation=No
                                 network_kwargs=TINY_NETWORK, objective_kwargs=objective_kwargs,
                                 augmentation=augmentation)
     initial = torch.randn(2 * per_class, *shape, generator=torch.Generator().manual_seed(1))
-    synthetic = (LatentCodes if space == "latent" else Pixels)(initial, 2)
+    synthetic = (LearnableLatents if space == "latent" else LearnablePixels)(initial, 2)
     optimizer = torch.optim.SGD(synthetic.parameters(), lr=learning_rate, momentum=0.5)
     objective = get_objective(method)(config, shape, 2, build_augmentation(augmentation))
     return objective, synthetic, real, optimizer

@@ -32,7 +32,11 @@ from .pipelines import (
     LatentDistillationPipeline,
 )
 from .presets import config_for_method, list_presets
-from .representations import get_representation, register_representation
+from .representations import (
+    get_representation,
+    list_representations,
+    register_representation,
+)
 
 __version__ = "0.1.0"
 
@@ -62,6 +66,7 @@ __all__ = [
     "get_network",
     "get_objective",
     "get_representation",
+    "list_representations",
     "list_networks",
     "list_presets",
     "load_fashion_mnist",

@@ -1,14 +1,9 @@
-"""D3HR building blocks: guided denoiser, DDIM inversion/regeneration, Gaussians, group sampling."""
+"""D3HR building blocks: per-class Gaussians, representative group sampling, the run config.
+
+The diffusion pieces it runs on (guided denoiser, DDIM inversion and regeneration) are shared with
+LD3M and live in :mod:`latent_distill.diffusion`."""
 
 from .config import D3HRConfig
-from .ddim import (
-    ddim_invert,
-    ddim_regenerate,
-    ddim_schedulers,
-    ddpm_noise,
-    inversion_timestep,
-)
-from .denoiser import DenoiserError, GuidedDenoiser
 from .gaussians import ClassGaussians, GaussianAccumulator, GaussianFitError
 from .group_sampling import (
     GroupChoice,
@@ -21,17 +16,10 @@ from .group_sampling import (
 __all__ = [
     "ClassGaussians",
     "D3HRConfig",
-    "DenoiserError",
     "GaussianAccumulator",
     "GaussianFitError",
     "GroupChoice",
     "GroupScoreWeights",
-    "GuidedDenoiser",
-    "ddim_invert",
-    "ddim_regenerate",
-    "ddim_schedulers",
-    "ddpm_noise",
-    "inversion_timestep",
     "redraw_group",
     "score_groups",
     "select_group",

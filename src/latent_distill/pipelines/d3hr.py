@@ -31,14 +31,6 @@ from diffusers import (
 from ..checkpointing import load_resumable_state, save_state
 from ..codec import LatentCache, LatentCodec
 from ..d3hr.config import D3HRConfig
-from ..d3hr.ddim import (
-    ddim_invert,
-    ddim_regenerate,
-    ddim_schedulers,
-    ddpm_noise,
-    inversion_timestep,
-)
-from ..d3hr.denoiser import GuidedDenoiser
 from ..d3hr.gaussians import ClassGaussians, GaussianAccumulator
 from ..d3hr.group_sampling import redraw_group, select_group
 from ..data import (
@@ -49,9 +41,17 @@ from ..data import (
     training_tensors,
 )
 from ..default_models import model_reference
+from ..diffusion.ddim import (
+    ddim_invert,
+    ddim_regenerate,
+    ddim_schedulers,
+    ddpm_noise,
+    inversion_timestep,
+)
+from ..diffusion.guidance import GuidedDenoiser
 from ..distributed import shard
+from ..encoding import encode_training_latents
 from ..precision import freeze
-from ..representations import get_representation
 from ..seeding import generator_for
 from .outputs import D3HROutput
 
@@ -145,10 +145,10 @@ class D3HRPipeline(DiffusionPipeline):
         if data.num_classes > denoiser.num_classes:
             denoiser.check_labels(torch.tensor([data.num_classes - 1]))
         subset = self._fit_subset(data, config)
-        real = get_representation("latent").real_pool(subset, codec, LatentCache(cache_dir),
-                                                       progress=lambda it: self.progress_bar(it))
-        denoiser.check_latents(real.samples[:1])
-        accumulator = GaussianAccumulator(data.num_classes, real.samples[0].numel())
+        latents = encode_training_latents(subset, codec, LatentCache(cache_dir),
+                                          progress=lambda it: self.progress_bar(it))
+        denoiser.check_latents(latents[:1])
+        accumulator = GaussianAccumulator(data.num_classes, latents[0].numel())
         checkpoint = Path(checkpoint_dir) / f"d3hr-fit-{state.process_index}.pt" if checkpoint_dir else None
         done: list[int] = []
         saved = load_resumable_state(checkpoint, resume, "fit_key", config.fit_key())
@@ -156,11 +156,12 @@ class D3HRPipeline(DiffusionPipeline):
             accumulator.load_state_dict(saved["accumulator"])
             done = saved["done"]
         classes = [c for c in shard(list(range(data.num_classes)), state) if c not in done]
-        batches = [(c, k, rows) for c in classes for k, rows in enumerate(real.by_class[c].split(config.batch_size))]
+        rows_by_class = [torch.nonzero(subset.labels == c).flatten() for c in range(data.num_classes)]
+        batches = [(c, k, rows) for c in classes for k, rows in enumerate(rows_by_class[c].split(config.batch_size))]
         progress = self.progress_bar(total=len(batches))
         for batch_index, (class_index, class_batch, rows) in enumerate(batches):
-            inverted = self.invert(real.gather(rows), real.labels[rows], config, class_batch)
-            accumulator.update(inverted, real.labels[rows])
+            inverted = self.invert(latents[rows], subset.labels[rows], config, class_batch)
+            accumulator.update(inverted, subset.labels[rows])
             progress.update(1)
             last_of_class = batch_index + 1 == len(batches) or batches[batch_index + 1][0] != class_index
             if last_of_class:
@@ -175,7 +176,7 @@ class D3HRPipeline(DiffusionPipeline):
         self.gaussians = accumulator.finalize()
         self.fit_record = {
             "timestep": inversion_timestep(inverter, config.inversion_steps),
-            "latent_shape": list(real.samples.shape[1:]),
+            "latent_shape": list(latents.shape[1:]),
             "class_names": list(data.class_names),
             "image_shape": list(data.images.shape[1:]),
             "fit_samples_per_class": self.gaussians.counts.tolist(),

@@ -28,7 +28,7 @@ class LatentDistillationOutput(BaseOutput):
             ran (``None`` when it ran none, e.g. a finished run resumed).
         class_embeddings: LD3M's learned class embeddings ``(N, num_blocks, hidden)`` (with the
             latents, the run's ``representation_kwargs`` and ``seed`` they re-render the images:
-            :meth:`~latent_distill.diffusion_prior.DiffusionPrior.restore`), else ``None``.
+            :meth:`~latent_distill.representations.DiffusionPrior.restore`), else ``None``.
     """
 
     images: torch.Tensor

@@ -1,4 +1,4 @@
-"""Deterministic DDIM inversion and regeneration on one timestep grid, and DDPM forward noising.
+"""Deterministic DDIM: one step, inversion and regeneration on one timestep grid, and DDPM forward noising.
 
 Inversion runs ``DDIMInverseScheduler`` for ``steps`` steps from the clean latent; regeneration
 runs ``DDIMScheduler`` (eta 0) on the same grid from the timestep the inversion reached back to a
@@ -8,12 +8,13 @@ clean latent. With the diffusers "leading" grid of 50 steps over 1000 training s
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
 from diffusers import DDIMInverseScheduler, DDIMScheduler, SchedulerMixin
 
-from .denoiser import GuidedDenoiser
+from .guidance import GuidedDenoiser
 
 
 class InversionDepthError(ValueError):
@@ -113,3 +114,24 @@ def ddpm_noise(sampler: DDIMScheduler, latents: torch.Tensor, timestep: int, gen
     alternative to inversion that D3HR's ablation compares against)."""
     noise = torch.randn(latents.shape, generator=generator)
     return sampler.add_noise(latents.float(), noise, torch.full((len(latents),), int(timestep)))
+
+
+def ddim_step(sample: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_prev: float,
+              x0: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One deterministic DDIM step (eta 0).
+
+    Args:
+        sample: ``x_t``.
+        eps: the predicted noise.
+        alpha_bar_t: cumulative alpha of the current timestep.
+        alpha_bar_prev: cumulative alpha of the previous (less noisy) timestep.
+        x0: the clean-latent estimate to step with; ``None`` uses the model's
+            ``(x - sqrt(1 - abar_t) e) / sqrt(abar_t)``.
+
+    Returns:
+        ``(x_prev, x0_hat)``: ``sqrt(abar_prev) x0 + sqrt(1 - abar_prev) e`` and the model's
+        clean-latent estimate.
+    """
+    x0_hat = (sample - math.sqrt(1 - alpha_bar_t) * eps) / math.sqrt(alpha_bar_t)
+    x0 = x0_hat if x0 is None else x0
+    return math.sqrt(alpha_bar_prev) * x0 + math.sqrt(1 - alpha_bar_prev) * eps, x0_hat

@@ -1,7 +1,7 @@
 """Trajectory matching: MTT (Cazenavette et al. 2022) and LatentMTT (seed 001, Eq. 9, Algorithm 3).
 
 ``setup`` trains (or loads from the cache) expert trajectories on the real samples of the matching
-space (:mod:`latent_distill.trajectories`). Each iteration then:
+space (:mod:`.trajectories`). Each iteration then:
 
 1. picks a random expert and a start epoch ``t < max_start_epoch`` (MTT's ``randint(0, T+)``);
 2. initialises a student at ``theta*_t`` and takes ``syn_steps`` SGD steps on minibatches of the
@@ -12,7 +12,7 @@ space (:mod:`latent_distill.trajectories`). Each iteration then:
    0.5).
 
 ``memory="tesla"`` computes the same gradients with activation memory independent of
-``syn_steps`` (see :mod:`latent_distill.objectives.student`).
+``syn_steps`` (see :mod:`.student`).
 
 MTT is not class-separable: the student trains on all classes at once, so ``iteration`` must be
 given every class (a run cannot split classes over processes, unlike DC and DM).
@@ -28,19 +28,19 @@ from typing import Optional
 import torch
 from accelerate import PartialState
 
-from ..seeding import derive_seed, generator_for
-from ..trajectories import (
-    ExpertBuffer,
-    ExpertBufferError,
-    expert_recipe,
-    train_expert_trajectories,
-)
-from .base import MatchingObjective, ObjectiveConfigError, register_objective
+from ...seeding import derive_seed, generator_for
+from ..base import MatchingObjective, ObjectiveConfigError, register_objective
 from .student import (
     FlatStudent,
     StudentPlan,
     constant_memory_gradients,
     unrolled_matching_loss,
+)
+from .trajectories import (
+    ExpertBuffer,
+    ExpertBufferError,
+    expert_recipe,
+    train_expert_trajectories,
 )
 
 MEMORY_MODES = ("full", "tesla")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..trajectories import ParameterLayout
+from .trajectories import ParameterLayout
 
 LearningRate = Union[float, torch.Tensor]
 

@@ -27,11 +27,15 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import DifferentiableSiameseAugmentation
-from .checkpointing import atomic_directory, atomic_save_safetensors, atomic_write_json
-from .networks import get_network
-from .representations import RealPool
-from .seeding import derive_seed, generator_for, seeded
+from ...augment import DifferentiableSiameseAugmentation
+from ...checkpointing import (
+    atomic_directory,
+    atomic_save_safetensors,
+    atomic_write_json,
+)
+from ...networks import get_network
+from ...representations import RealPool
+from ...seeding import derive_seed, generator_for, seeded
 
 PathLike = Union[str, Path]
 TRAJECTORIES_FILE = "trajectories.safetensors"
