@@ -10,7 +10,13 @@ import torch
 import torch.multiprocessing as mp
 
 from latent_distill import D3HRConfig, D3HRPipeline, LatentDistillationPipeline
-from latent_distill.distributed import batch_aligned_bounds, shard_bounds
+from latent_distill.distributed import (
+    all_gather_rows,
+    batch_aligned_bounds,
+    shard_bounds,
+    sum_across_processes,
+    sum_gradients_across_processes,
+)
 from latent_distill.presets import config_for_method
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -43,6 +49,23 @@ def d3hr_result() -> dict[str, Any]:
     pipe.set_progress_bar_config(disable=True)
     output = pipe(make_image_dataset(num_per_class=6, num_classes=3), D3HRConfig(**D3HR))
     return {"images": output.images, "latents": output.latents, "labels": output.labels, **output.gaussians}
+
+
+def collectives_result() -> dict[str, Any]:
+    """Each collective once, with rank-dependent inputs (a gradient missing on one rank)."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    rank = state.process_index
+    weight, bias = torch.nn.Parameter(torch.zeros(3, 2)), torch.nn.Parameter(torch.zeros(4))
+    weight.grad = torch.full((3, 2), float(rank + 1))
+    if rank == 1:
+        bias.grad = torch.arange(4.0)
+    sum_gradients_across_processes([weight, bias], state)
+    bounds = [(0, 3), (3, 5)]
+    rows = all_gather_rows(torch.arange(10.0).view(5, 2)[slice(*bounds[rank])], bounds, state)
+    return {"weight_grad": weight.grad, "bias_grad": bias.grad, "rows": rows,
+            "total": sum_across_processes(rank + 0.5, state)}
 
 
 def _worker(rank: int, world_size: int, port: int, out_dir: str, job: Callable[[], dict[str, Any]]) -> None:
@@ -96,6 +119,14 @@ def test_two_process_d3hr_equals_one_process(tmp_path):
         for key in ("timestep", "group_seeds", "group_indices", "chunk_counts", "group_scores",
                     "fit_samples_per_class"):
             assert result[key] == single[key], key
+
+
+def test_collectives_sum_and_gather_over_processes(tmp_path):
+    for result in run_on_processes(collectives_result, tmp_path):
+        assert torch.equal(result["weight_grad"], torch.full((3, 2), 3.0))
+        assert torch.equal(result["bias_grad"], torch.arange(4.0))  # zeros from the rank without a gradient
+        assert torch.equal(result["rows"], torch.arange(10.0).view(5, 2))
+        assert result["total"] == 2.0
 
 
 class FakeState:

@@ -5,6 +5,10 @@ gradient of the synthetic set is summed across processes before every optimiser 
 process holds the same synthetic set and optimiser state, and a run gives the same result whatever
 the number of processes (bit for bit for class-separable objectives, whose per-class gradients
 touch disjoint rows).
+
+Collectives go through accelerate's ``gather`` / ``reduce`` on tensors moved to the process device
+(``PartialState().device``): NCCL reduces only CUDA tensors, gloo only CPU ones, so a tensor is sent
+from the device the backend needs and handed back on the device it came from.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any, Iterable, Sequence, TypeVar
 
 import torch
 from accelerate import PartialState
+from accelerate.utils import gather, reduce
 
 T = TypeVar("T")
 
@@ -60,20 +65,40 @@ def all_gather_rows(local: torch.Tensor, bounds: Sequence[tuple[int, int]], stat
     if state.num_processes == 1:
         return local
     largest = max(stop - start for start, stop in bounds)
-    padded = local.new_zeros((largest, *local.shape[1:]))
-    padded[: len(local)] = local
-    pieces = [torch.empty_like(padded) for _ in range(state.num_processes)]
-    torch.distributed.all_gather(pieces, padded.contiguous())
-    return torch.cat([piece[: stop - start] for piece, (start, stop) in zip(pieces, bounds)])
+    padded = local.new_zeros((largest, *local.shape[1:]), device=state.device)
+    padded[: len(local)] = local.to(state.device)
+    pieces = gather(padded).split(largest)
+    rows = torch.cat([piece[: stop - start] for piece, (start, stop) in zip(pieces, bounds)])
+    return rows.to(local.device)
 
 
 def sum_across_processes(value: float, state: PartialState) -> float:
     """Sums a Python number over processes."""
     if state.num_processes == 1:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
-    torch.distributed.all_reduce(tensor)
-    return float(tensor.item())
+    return float(reduce(torch.tensor([value], dtype=torch.float64, device=state.device), reduction="sum").item())
+
+
+def sum_gradients_across_processes(parameters: Iterable[torch.Tensor], state: PartialState) -> None:
+    """Replaces every parameter's gradient by its sum over processes, in one collective.
+
+    A parameter without a gradient contributes zeros (another process may have one). The gradients are
+    flattened into one buffer on the process device, summed, and copied back in place.
+
+    Args:
+        parameters: the parameters, in the same order on every process.
+        state: the process state.
+    """
+    if state.num_processes == 1:
+        return
+    parameters = list(parameters)
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+    flat = torch.cat([parameter.grad.detach().flatten().to(state.device, torch.float32) for parameter in parameters])
+    summed = reduce(flat, reduction="sum")
+    for parameter, piece in zip(parameters, summed.split([p.numel() for p in parameters])):
+        parameter.grad.copy_(piece.view_as(parameter.grad))
 
 
 class GradientAllReduce:
@@ -100,11 +125,7 @@ class GradientAllReduce:
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
     def step(self) -> None:
-        if self.state.num_processes > 1:
-            for parameter in self._parameters():
-                if parameter.grad is None:
-                    parameter.grad = torch.zeros_like(parameter)
-                torch.distributed.all_reduce(parameter.grad)
+        sum_gradients_across_processes(self._parameters(), self.state)
         self.optimizer.step()
 
     def state_dict(self) -> dict[str, Any]:
