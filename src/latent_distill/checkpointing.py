@@ -102,32 +102,66 @@ def atomic_write_json(obj: Any, path: PathLike) -> None:
 
 
 def rng_state() -> dict:
-    """Captures the Python, numpy and torch random states."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Captures the Python, numpy and torch random states as plain values and tensors.
+
+    The numpy state's key array is stored as a tensor, so a state file loads with
+    ``torch.load(weights_only=True)`` (no pickled code objects).
+    """
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {"python": random.getstate(),
+            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss),
+                      float(cached_gaussian)),
+            "torch": torch.get_rng_state()}
 
 
 def set_rng_state(state: dict) -> None:
     """Restores states captured by :func:`rng_state`."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
 
 
 def save_state(path: PathLike, **state: Any) -> None:
-    """Saves a training state (tensors, state dicts, counters) plus the RNG states, atomically."""
+    """Saves a training state (tensors, state dicts, counters) plus the RNG states, atomically.
+
+    Values must be tensors, numbers, strings, ``None`` and lists / tuples / dicts of them, so that
+    :func:`load_state` reads the file without unpickling arbitrary objects.
+    """
     atomic_torch_save({**state, "rng": rng_state()}, path)
+
+
+class CheckpointFormatError(ValueError):
+    """Raised when a state file cannot be read safely; the message names the file and the fix."""
 
 
 def load_state(path: PathLike) -> dict | None:
     """Loads a state written by :func:`save_state` and restores the RNG states.
 
+    The file is read with ``torch.load(weights_only=True)``: tensors and plain containers only, never
+    pickled code.
+
     Returns:
         The saved dictionary, or ``None`` when ``path`` does not exist.
+
+    Raises:
+        CheckpointFormatError: when the file is damaged or holds objects other than tensors and
+            plain values (e.g. written by another program).
     """
     path = Path(path)
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError by cause
+        raise CheckpointFormatError(
+            f"The state file {path} cannot be read as a latent-distill checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'}): it is damaged or was written by another "
+            "program. Delete it (or its checkpoint folder) to start the run afresh."
+        ) from error
+    if not isinstance(state, dict) or "rng" not in state:
+        raise CheckpointFormatError(f"{path} is not a latent-distill state file (no RNG states): delete it to start "
+                                    "the run afresh.")
     set_rng_state(state.pop("rng"))
     return state
 
