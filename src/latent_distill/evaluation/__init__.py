@@ -40,16 +40,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import (
+from ..augment import (
     DEFAULT_DSA_STRATEGY,
     DSA_CUTMIX_STRATEGY,
     DifferentiableSiameseAugmentation,
     DSAParams,
     parse_strategy,
 )
-from .checkpointing import atomic_directory, atomic_write_json
-from .data import ImageClassificationTensors, uint8_to_float
-from .networks import get_network
+from ..checkpointing import atomic_directory, atomic_write_json
+from ..data import ImageClassificationTensors, uint8_to_float
+from ..networks import get_network
 
 PathLike = Union[str, os.PathLike]
 
