@@ -24,10 +24,8 @@ both trained with the *same* protocol object as the distilled set.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -47,41 +45,11 @@ from ..augment import (
     DSAParams,
     parse_strategy,
 )
-from ..checkpointing import atomic_directory, atomic_write_json
-from ..data import ImageClassificationTensors, uint8_to_float
+from ..checkpointing import PathLike, atomic_directory, atomic_write_json
+from ..data import ImageClassificationTensors
 from ..networks import get_network
-
-PathLike = Union[str, os.PathLike]
-
-
-class EvaluationError(ValueError):
-    """Raised when an evaluation cannot run as asked; the message names the problem and the fix."""
-
-
-def configure_threads(num_threads: Optional[int] = None) -> int:
-    """Sets the number of intra-op CPU threads torch uses (for scripts; the library never calls it).
-
-    On a machine shared with other heavy processes, fewer threads than cores is often faster:
-    element-wise kernels synchronise all threads and stall when one of them is descheduled.
-
-    Args:
-        num_threads: threads to use; ``None`` uses every core (``os.cpu_count()``).
-
-    Returns:
-        The thread count now in effect.
-    """
-    torch.set_num_threads(int(num_threads or os.cpu_count() or 1))
-    return torch.get_num_threads()
-
-
-def dataset_fingerprint(data: ImageClassificationTensors) -> str:
-    """A SHA-256 over images, labels, shapes and class names; the key of every on-disk cache."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([list(data.images.shape), str(data.images.dtype), data.class_names]).encode())
-    digest.update(data.images.contiguous().cpu().numpy().tobytes())
-    digest.update(data.labels.contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()
-
+from .common import EvaluationError, dataset_fingerprint, recipe_digest, to_float_samples
+from .threads import configure_threads
 
 def _jsonable(obj: Any) -> Any:
     """Turns tuples into lists, recursively, so a dictionary equals its JSON round trip."""
@@ -90,10 +58,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_jsonable(value) for value in obj]
     return obj
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -516,8 +480,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 # ----------------------------------------------------------------------------------------------
 
 def _test_tensors(test: ImageClassificationTensors, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    images = uint8_to_float(test.images) if test.images.dtype == torch.uint8 else test.images.float()
-    return images.to(device), test.labels.to(device)
+    return to_float_samples(test.images).to(device), test.labels.to(device)
 
 
 def _check_training_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor,
@@ -644,8 +607,7 @@ def random_subset(train: ImageClassificationTensors, per_class: int, seed: int =
             )
         chosen.append(indices[torch.randperm(len(indices), generator=generator)[:per_class]])
     index = torch.cat(chosen)
-    images = train.float_images(index) if train.images.dtype == torch.uint8 else train.images[index].float()
-    return images, train.labels[index].clone()
+    return to_float_samples(train.images[index]), train.labels[index].clone()
 
 
 def random_subset_reference(train: ImageClassificationTensors, test: ImageClassificationTensors, per_class: int,
@@ -683,14 +645,14 @@ def full_data_reference(train: ImageClassificationTensors, test: ImageClassifica
     protocol = protocol if protocol is not None else HardLabelProtocol()
     cache_file = None
     if cache_dir is not None:
-        key = _digest({
+        key = recipe_digest({
             "train": dataset_fingerprint(train), "test": dataset_fingerprint(test), "protocol": protocol.to_dict(),
             "runs": runs, "seed": seed, "teacher": getattr(teacher, "latent_distill_recipe", None),
         })
         cache_file = Path(cache_dir) / f"full-data-{protocol.kind}-{protocol.arch}-{key[:20]}.json"
         if cache_file.exists():
             return EvaluationResult.from_dict(json.loads(cache_file.read_text()))
-    images = uint8_to_float(train.images) if train.images.dtype == torch.uint8 else train.images.float()
+    images = to_float_samples(train.images)
     result = evaluate_synthetic(images, train.labels, test, protocol, runs=runs, seed=seed, teacher=teacher,
                                 device=device, progress=progress, torch_compile=torch_compile)
     if cache_file is not None:
@@ -754,7 +716,7 @@ def train_teacher(train: ImageClassificationTensors, arch: str = "convnet", epoc
     if arch_kwargs is None:
         arch_kwargs = _rded_convnet() if arch == "convnet" else {}
     protocol = replace(protocol or HardLabelProtocol(), arch=arch, arch_kwargs=dict(arch_kwargs), epochs=epochs)
-    images = uint8_to_float(train.images) if train.images.dtype == torch.uint8 else train.images.float()
+    images = to_float_samples(train.images)
     recipe = {
         "arch": arch, "arch_kwargs": dict(arch_kwargs), "in_channels": int(images.shape[1]),
         "num_classes": train.num_classes, "resolution": int(images.shape[-1]), "epochs": epochs, "seed": seed,
@@ -763,7 +725,7 @@ def train_teacher(train: ImageClassificationTensors, arch: str = "convnet", epoc
     }
     folder = None
     if cache_dir is not None:
-        folder = Path(cache_dir) / f"teacher-{arch}-e{epochs}-s{seed}-{_digest(recipe)[:16]}"
+        folder = Path(cache_dir) / f"teacher-{arch}-e{epochs}-s{seed}-{recipe_digest(recipe)[:16]}"
         if (folder / TEACHER_WEIGHTS).exists() and (folder / TEACHER_RECIPE).exists():
             return load_teacher(folder)
     device = torch.device(device) if device is not None else images.device
