@@ -6,7 +6,8 @@ D3HR/RDED/SRe2L (:class:`SoftLabelProtocol`, with a teacher from :func:`train_te
 
 One module per job:
 
-* ``protocols.py``: the protocol dataclasses, their augmentation presets, :func:`protocol_from_dict`.
+* ``protocols.py``: the protocol dataclasses and their augmentation presets, both in registries
+  (:func:`list_protocols`, :func:`list_eval_augmentations`), and :func:`protocol_from_dict`.
 * ``training.py``: the training loops, :func:`accuracy`, :func:`evaluate_synthetic` and
   :class:`EvaluationResult`.
 * ``references.py``: :func:`random_subset_reference` (random real images with the same per-class
@@ -19,10 +20,13 @@ One module per job:
 from .common import EvaluationError, dataset_fingerprint
 from .protocols import (
     EVAL_AUGMENTATIONS,
+    PROTOCOLS,
     AugmentationPreset,
     HardLabelProtocol,
     Protocol,
     SoftLabelProtocol,
+    list_eval_augmentations,
+    list_protocols,
     protocol_from_dict,
     register_eval_augmentation,
     soft_label_batch_size,
@@ -34,6 +38,7 @@ from .training import EvaluationResult, accuracy, default_test_batch_size, evalu
 
 __all__ = [
     "EVAL_AUGMENTATIONS",
+    "PROTOCOLS",
     "TEACHER_RECIPE",
     "TEACHER_WEIGHTS",
     "AugmentationPreset",
@@ -48,6 +53,8 @@ __all__ = [
     "default_test_batch_size",
     "evaluate_synthetic",
     "full_data_reference",
+    "list_eval_augmentations",
+    "list_protocols",
     "load_teacher",
     "protocol_from_dict",
     "random_subset",

@@ -10,9 +10,11 @@ Two protocols, whose numbers must never be compared with each other:
   (:func:`~latent_distill.evaluation.train_teacher`) labels CutMix batches of the distilled images;
   the student minimises the KL divergence at temperature T with AdamW and a half-cosine schedule.
 
-A protocol's ``augmentation`` names a preset of :data:`EVAL_AUGMENTATIONS`. Protocols are plain
-dataclasses that round-trip through JSON (``to_dict`` / :func:`protocol_from_dict`); the training
-loops that run them live in :mod:`latent_distill.evaluation.training`.
+A protocol's ``augmentation`` names a preset of the :data:`EVAL_AUGMENTATIONS` registry
+(:func:`list_eval_augmentations`); protocol classes are registered in :data:`PROTOCOLS` under their
+``kind`` (:func:`list_protocols`). Protocols are plain dataclasses that round-trip through JSON
+(``to_dict`` / :func:`protocol_from_dict`); the training loops that run them live in
+:mod:`latent_distill.evaluation.training`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Optional, Union
 
 from ..augment import DEFAULT_DSA_STRATEGY, DSA_CUTMIX_STRATEGY, DSAParams, parse_strategy
+from ..registry import Registry
 from .common import EvaluationError
 
 
@@ -36,7 +39,7 @@ class AugmentationPreset:
     mode: str = "single"
 
 
-EVAL_AUGMENTATIONS: dict[str, AugmentationPreset] = {}
+EVAL_AUGMENTATIONS: Registry[AugmentationPreset] = Registry("protocol augmentation")
 
 
 def register_eval_augmentation(name: str, strategy: str, mode: str = "single") -> None:
@@ -46,9 +49,21 @@ def register_eval_augmentation(name: str, strategy: str, mode: str = "single") -
         name: preset name.
         strategy: underscore-joined augmentation operations.
         mode: ``"single"`` (one random operation per batch) or ``"all"``.
+
+    Raises:
+        KeyError: when ``name`` is already registered.
     """
     parse_strategy(strategy)
-    EVAL_AUGMENTATIONS[name] = AugmentationPreset(strategy, mode)
+    EVAL_AUGMENTATIONS.add(name, AugmentationPreset(strategy, mode))
+
+
+def list_eval_augmentations() -> list[str]:
+    """Lists the augmentation presets a protocol's ``augmentation`` may name.
+
+    Returns:
+        The registered preset names, sorted.
+    """
+    return EVAL_AUGMENTATIONS.names()
 
 
 register_eval_augmentation("none", "none")
@@ -61,14 +76,6 @@ register_eval_augmentation("rrc_flip_cutmix", "resizedcrop_flip_cutmix", mode="a
 # ----------------------------------------------------------------------------------------------
 # Protocols
 # ----------------------------------------------------------------------------------------------
-
-_PROTOCOLS: dict[str, type] = {}
-
-
-def _register_protocol(cls: type) -> type:
-    _PROTOCOLS[cls.kind] = cls
-    return cls
-
 
 def _jsonable(obj: Any) -> Any:
     """Turns tuples into lists, recursively, so a dictionary equals its JSON round trip."""
@@ -87,7 +94,7 @@ class _ProtocolBase:
     def _validate(self) -> None:
         if self.augmentation not in EVAL_AUGMENTATIONS:
             raise EvaluationError(
-                f"Unknown augmentation {self.augmentation!r}; choose one of {sorted(EVAL_AUGMENTATIONS)} "
+                f"Unknown augmentation {self.augmentation!r}; choose one of {list_eval_augmentations()} "
                 "or add one with register_eval_augmentation(name, strategy)."
             )
         if self.epochs < 1:
@@ -122,7 +129,6 @@ class _ProtocolBase:
         return cls(**values)
 
 
-@_register_protocol
 @dataclass
 class HardLabelProtocol(_ProtocolBase):
     """Hard-label evaluation (DC/DSA/DM/MTT/GLaD/LD3M/LatentDD).
@@ -177,7 +183,6 @@ def rded_convnet_kwargs() -> dict:
     return {"norm": "batchnorm"}
 
 
-@_register_protocol
 @dataclass
 class SoftLabelProtocol(_ProtocolBase):
     """Soft-label evaluation (D3HR/RDED/SRe2L): teacher-labelled CutMix batches, KL at temperature T.
@@ -223,13 +228,36 @@ class SoftLabelProtocol(_ProtocolBase):
 
 Protocol = Union[HardLabelProtocol, SoftLabelProtocol]
 
+PROTOCOLS: Registry[type[_ProtocolBase]] = Registry("protocol")
+PROTOCOLS.add(HardLabelProtocol.kind, HardLabelProtocol)
+PROTOCOLS.add(SoftLabelProtocol.kind, SoftLabelProtocol)
+
+
+def list_protocols() -> list[str]:
+    """Lists the protocol kinds (the ``"protocol"`` value of a protocol's ``to_dict()``).
+
+    Returns:
+        The registered kinds, sorted.
+    """
+    return PROTOCOLS.names()
+
 
 def protocol_from_dict(values: dict) -> Protocol:
-    """Rebuilds any protocol from its ``to_dict()`` output (dispatching on ``"protocol"``)."""
+    """Rebuilds any protocol from its ``to_dict()`` output (dispatching on ``"protocol"``).
+
+    Args:
+        values: a protocol's ``to_dict()``, possibly after a JSON round trip.
+
+    Returns:
+        The protocol.
+
+    Raises:
+        EvaluationError: for an unknown protocol kind, unknown fields or invalid values.
+    """
     kind = values.get("protocol")
-    if kind not in _PROTOCOLS:
-        raise EvaluationError(f"Unknown protocol kind {kind!r}; known: {sorted(_PROTOCOLS)}.")
-    return _PROTOCOLS[kind].from_dict(values)
+    if kind not in PROTOCOLS:
+        raise EvaluationError(f"Unknown protocol kind {kind!r}; known: {list_protocols()}.")
+    return PROTOCOLS.get(kind).from_dict(values)
 
 
 def soft_label_batch_size(images_per_class: float, num_classes: int, num_images: int) -> int:

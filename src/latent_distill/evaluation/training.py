@@ -106,7 +106,7 @@ def _batches(num: int, batch_size: int, generator: torch.Generator):
 
 def _augmenter(name: str, params: DSAParams) -> Optional[DifferentiableSiameseAugmentation]:
     """The augmenter of a named preset (see :data:`EVAL_AUGMENTATIONS`), ``None`` for ``"none"``."""
-    preset = EVAL_AUGMENTATIONS[name]
+    preset = EVAL_AUGMENTATIONS.get(name)
     if preset.strategy == "none":
         return None
     return DifferentiableSiameseAugmentation(preset.strategy, params=params, mode=preset.mode)
