@@ -6,18 +6,24 @@ from dataclasses import replace
 import pytest
 import torch
 
+import latent_distill
 from latent_distill.data import ImageClassificationTensors
 from latent_distill.evaluation import (
+    EVAL_AUGMENTATIONS,
+    PROTOCOLS,
     EvaluationError,
     EvaluationResult,
     HardLabelProtocol,
     SoftLabelProtocol,
     evaluate_synthetic,
     full_data_reference,
+    list_eval_augmentations,
+    list_protocols,
     load_teacher,
     protocol_from_dict,
     random_subset,
     random_subset_reference,
+    register_eval_augmentation,
     soft_label_batch_size,
     train_teacher,
 )
@@ -85,6 +91,29 @@ def test_protocol_validation_errors():
         HardLabelProtocol.from_dict({"epochs": 3, "learning_rate": 0.1})
     with pytest.raises(EvaluationError, match="protocol_from_dict"):
         HardLabelProtocol.from_dict(SoftLabelProtocol().to_dict())
+
+
+def test_protocols_and_augmentations_are_listed_from_their_registries():
+    assert list_protocols() == ["hard", "soft"] == latent_distill.list_protocols()
+    assert PROTOCOLS.get("hard") is HardLabelProtocol and PROTOCOLS.get("soft") is SoftLabelProtocol
+    names = list_eval_augmentations()
+    assert names == sorted(names) == latent_distill.list_eval_augmentations()
+    assert {"none", "dsa", "dsa_cutmix", "rrc_flip_cutmix"} <= set(names)
+    assert HardLabelProtocol().augmentation in names and SoftLabelProtocol().augmentation in names
+    assert EVAL_AUGMENTATIONS.get("rrc_flip_cutmix").mode == "all"
+
+
+def test_unknown_protocol_or_augmentation_names_the_registered_ones():
+    with pytest.raises(KeyError, match=r"Unknown protocol 'kd'; available: \['hard', 'soft'\]"):
+        PROTOCOLS.get("kd")
+    with pytest.raises(KeyError, match=r"Unknown protocol augmentation 'autoaugment'; available: \[.*'dsa_cutmix'"):
+        EVAL_AUGMENTATIONS.get("autoaugment")
+    with pytest.raises(EvaluationError, match=r"known: \['hard', 'soft'\]"):
+        protocol_from_dict({"protocol": "kd"})
+    with pytest.raises(EvaluationError, match=r"choose one of \[.*'rrc_flip_cutmix'"):
+        HardLabelProtocol(augmentation="autoaugment")
+    with pytest.raises(KeyError, match="'dsa' is already registered"):
+        register_eval_augmentation("dsa", "flip")
 
 
 def test_protocol_defaults_follow_the_papers():
