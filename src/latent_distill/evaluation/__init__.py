@@ -34,7 +34,12 @@ from .protocols import (
 from .references import full_data_reference, random_subset, random_subset_reference
 from .teachers import TEACHER_RECIPE, TEACHER_WEIGHTS, load_teacher, train_teacher
 from .threads import configure_threads
-from .training import EvaluationResult, accuracy, default_test_batch_size, evaluate_synthetic
+from .training import (
+    EvaluationResult,
+    accuracy,
+    default_test_batch_size,
+    evaluate_synthetic,
+)
 
 __all__ = [
     "EVAL_AUGMENTATIONS",

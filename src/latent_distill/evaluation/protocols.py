@@ -22,10 +22,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Optional, Union
 
-from ..augment import DEFAULT_DSA_STRATEGY, DSA_CUTMIX_STRATEGY, DSAParams, parse_strategy
+from ..augment import (
+    DEFAULT_DSA_STRATEGY,
+    DSA_CUTMIX_STRATEGY,
+    DSAParams,
+    parse_strategy,
+)
 from ..registry import Registry
 from .common import EvaluationError
-
 
 # ----------------------------------------------------------------------------------------------
 # Augmentation presets

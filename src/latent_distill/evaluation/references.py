@@ -15,7 +15,12 @@ from torch import nn
 
 from ..checkpointing import PathLike, atomic_write_json
 from ..data import ImageClassificationTensors
-from .common import EvaluationError, dataset_fingerprint, recipe_digest, to_float_samples
+from .common import (
+    EvaluationError,
+    dataset_fingerprint,
+    recipe_digest,
+    to_float_samples,
+)
 from .protocols import HardLabelProtocol, Protocol
 from .training import EvaluationResult, evaluate_synthetic
 

@@ -24,7 +24,6 @@ from .common import dataset_fingerprint, recipe_digest, to_float_samples
 from .protocols import HardLabelProtocol, rded_convnet_kwargs
 from .training import maybe_compile, train_hard_label
 
-
 TEACHER_WEIGHTS = "model.safetensors"
 TEACHER_RECIPE = "recipe.json"
 

@@ -25,8 +25,13 @@ from ..augment import DifferentiableSiameseAugmentation, DSAParams, parse_strate
 from ..data import ImageClassificationTensors
 from ..networks import get_network
 from .common import EvaluationError, to_float_samples
-from .protocols import EVAL_AUGMENTATIONS, HardLabelProtocol, Protocol, SoftLabelProtocol, soft_label_batch_size
-
+from .protocols import (
+    EVAL_AUGMENTATIONS,
+    HardLabelProtocol,
+    Protocol,
+    SoftLabelProtocol,
+    soft_label_batch_size,
+)
 
 # ----------------------------------------------------------------------------------------------
 # Results
