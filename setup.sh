@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Sets up latent-distill on a fresh Debian/Ubuntu machine: the offline Fashion-MNIST files (apt),
-# a virtual environment in .venv with the CPU build of torch and the package with its test extras.
+# Sets up latent-distill on a fresh Debian/Ubuntu machine: the offline Fashion-MNIST files and a C++
+# compiler (apt), a virtual environment in .venv with the CPU build of torch and the package with its
+# test extras.
 # Users with GPUs: install your own torch into .venv first; it is kept (TORCH_SPEC= skips it).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+# apt: the offline Fashion-MNIST files, venv support, and a C++ compiler (torch.compile builds its CPU
+# kernels with it; without one, compiled evaluation falls back to eager mode with a warning).
+APT_PACKAGES=()
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || APT_PACKAGES+=(dataset-fashion-mnist)
+command -v g++ >/dev/null 2>&1 || command -v c++ >/dev/null 2>&1 || APT_PACKAGES+=(g++)
+if [ ! -x .venv/bin/python ] && command -v dpkg >/dev/null 2>&1 && ! dpkg -s python3-venv >/dev/null 2>&1; then
+  APT_PACKAGES+=(python3-venv)
+fi
+if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist python3-venv >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

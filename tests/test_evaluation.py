@@ -188,3 +188,18 @@ def test_result_round_trip():
     result = EvaluationResult([70.0, 72.0], 71.0, 1.0, 3.5, HardLabelProtocol().to_dict(), num_train=100)
     assert EvaluationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     assert "71.00 ± 1.00" in str(result)
+
+
+def test_compile_without_a_cpu_compiler_falls_back_to_eager(monkeypatch):
+    import warnings
+
+    from latent_distill.evaluation import training
+
+    model = torch.nn.Linear(3, 2)
+    monkeypatch.setattr(training.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.warns(RuntimeWarning, match="apt-get install g\\+\\+"):
+        assert training.maybe_compile(model, True) is model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert training.maybe_compile(model, False) is model

@@ -11,7 +11,10 @@ count; call :func:`~latent_distill.evaluation.configure_threads` once in a scrip
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -226,21 +229,37 @@ def default_test_batch_size(device: torch.device) -> int:
     return 64 if device.type == "cpu" else 2048
 
 
+def cpu_compiler_available() -> bool:
+    """Whether a C++ compiler is on the ``PATH`` (``$CXX``, ``c++``, ``g++`` or ``clang++``): what
+    ``torch.compile`` needs to build CPU kernels."""
+    candidates = [os.environ.get("CXX"), "c++", "g++", "clang++"]
+    return any(shutil.which(name) for name in candidates if name)
+
+
 def maybe_compile(model: nn.Module, enabled: bool) -> nn.Module:
     """``torch.compile`` the network (sharing its parameters) when ``enabled``.
 
     Compilation fuses the memory-bound norm/activation/pooling kernels, which dominate small
     ConvNets on CPU; it costs a few seconds per architecture and input shape (cached on disk by
-    torch across processes) and needs a C++ compiler on CPU.
+    torch across processes) and needs a C++ compiler on CPU. A CPU network on a machine without one
+    runs uncompiled (same results, slower) with a warning that names the fix.
 
     Args:
         model: the network.
         enabled: compile or not.
 
     Returns:
-        The compiled module, or ``model`` itself when not ``enabled``.
+        The compiled module, or ``model`` itself when not ``enabled`` or not compilable here.
     """
-    return torch.compile(model) if enabled else model
+    if not enabled:
+        return model
+    on_cpu = all(parameter.device.type == "cpu" for parameter in model.parameters())
+    if on_cpu and not cpu_compiler_available():
+        warnings.warn("torch_compile=True needs a C++ compiler on CPU and none was found (CXX, c++, g++, clang++): "
+                      "training runs uncompiled. Install one (e.g. apt-get install g++, as setup.sh does) to "
+                      "compile.", RuntimeWarning, stacklevel=2)
+        return model
+    return torch.compile(model)
 
 
 @torch.inference_mode()
