@@ -306,10 +306,12 @@ def test_card_training_snippet_runs(tmp_path, factory):
 def test_card_training_snippet_without_images_uses_the_library():
     latents_only = DistilledDataset(method="latent-dm", class_names=CLASSES[:1], labels=torch.zeros(2, dtype=torch.long),
                                     latents=torch.zeros(2, 4, 3, 3))
-    assert "images, labels = distilled.decode(), distilled.labels" in \
-        _training_snippet(str(hub.render_card(latents_only, "me/l", preview=False)))
-    assert "regenerated = distilled.regenerate()" in \
-        _training_snippet(str(hub.render_card(gaussian_set(), "me/g", preview=False)))
+    latents_snippet = _training_snippet(str(hub.render_card(latents_only, "me/l", preview=False)))
+    assert "pipe = LatentDistillationPipeline.from_distilled(distilled)" in latents_snippet
+    assert "images, labels = pipe.decode(distilled), distilled.labels" in latents_snippet
+    gaussians_snippet = _training_snippet(str(hub.render_card(gaussian_set(), "me/g", preview=False)))
+    assert "from latent_distill import D3HRPipeline, DistilledDataset" in gaussians_snippet
+    assert "regenerated = pipe.regenerate(distilled)" in gaussians_snippet
 
 
 def test_distillation_config_json(tmp_path):

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from importlib import resources as importlib_resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import datasets
 import numpy as np
@@ -63,11 +63,6 @@ from .checkpointing import (
     atomic_write_text,
 )
 from .data import float_to_uint8
-
-if TYPE_CHECKING:
-    from diffusers import AutoencoderKL
-
-    from .pipelines import D3HROutput, D3HRPipeline, LatentDistillationPipeline
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "distillation_config.json"
@@ -221,7 +216,8 @@ class DistilledDataset:
         soft_labels: float32 ``(N, K)`` targets stored in the same rows as latents/images.
         class_embeddings: float32 ``(N, num_blocks, hidden)``: LD3M's learned class embeddings, one
             per latent row; the latents are then the *initial* latents of the recorded diffusion
-            model's sampler (:meth:`rerender` renders them, the autoencoder alone does not).
+            model's sampler (``LatentDistillationPipeline.rerender`` renders them, the autoencoder
+            alone does not).
         gaussians: D3HR per-class Gaussians: ``mean`` and ``std`` float32 ``(K, D)``,
             ``latent_shape`` ``[C, h, w]`` with ``C*h*w = D``, ``timestep`` (int), optional
             ``group_seeds`` (one int per class) and further JSON-valued entries.
@@ -459,156 +455,6 @@ class DistilledDataset:
         """Names of the dataset configs this set produces, default first."""
         present = {"latents": self.latents, "images": self.images, "gaussians": self.gaussians}
         return [name for name in CONFIG_ORDER if present[name] is not None]
-
-    def decode(self, vae=None, batch_size: int = 256) -> torch.Tensor:
-        """Decodes the stored latents to images with ``vae`` or the autoencoder the run recorded.
-
-        Args:
-            vae: a diffusers ``AutoencoderKL``; ``None`` loads ``config["models"]["vae"]``.
-            batch_size: latents per decoder pass.
-
-        Returns:
-            ``uint8`` images ``(N, C, H, W)`` at the source resolution.
-
-        Raises:
-            DistilledDatasetError: when the set holds no latents or records no autoencoder.
-        """
-        from .codec import LatentCodec
-
-        if self.latents is None:
-            raise DistilledDatasetError(f"This {self.method} set stores no latents to decode; use its images.")
-        if self.class_embeddings is not None:
-            raise DistilledDatasetError(
-                f"This {self.method} set stores the initial latents of a diffusion sampler, which the autoencoder "
-                "alone does not decode into its images: use rerender() or its images."
-            )
-        if vae is None:
-            record = self._model_record("vae")
-            if record is None:
-                raise DistilledDatasetError("The set records no autoencoder: pass vae=AutoencoderKL.from_pretrained(...).")
-            vae = _load_recorded_vae(record)
-        resolution = int(self.source_image_shape[-1]) if self.source_image_shape else int(vae.config.sample_size)
-        resample = int((self.config.get("distillation") or {}).get("resample", 1))
-        codec = LatentCodec(vae.eval(), resolution, resample, batch_size)
-        return float_to_uint8(codec.decode(self.latents))
-
-    def regenerate(self, ipc: Optional[int] = None, seed: Optional[int] = None,
-                   pipeline: Optional[D3HRPipeline] = None, **config_overrides: Any) -> D3HROutput:
-        """Regenerates the images of a D3HR set from its stored per-class Gaussians.
-
-        With the recorded ``ipc`` and ``seed`` the stored groups are redrawn from their seeds, so the
-        images are bit-identical to the run's (same models and device); any other ``ipc`` or ``seed``
-        searches new groups from the same Gaussians (so search settings such as ``num_candidates``
-        only take effect with another ``ipc`` or ``seed``).
-
-        Args:
-            ipc: images per class to regenerate; ``None`` keeps the recorded one.
-            seed: seed of the group search; ``None`` keeps the recorded one.
-            pipeline: a :class:`~latent_distill.pipelines.D3HRPipeline` with the autoencoder and
-                denoiser the set was distilled with (its Gaussians are replaced by the set's);
-                ``None`` loads the models recorded in ``config["models"]``.
-            **config_overrides: further :class:`~latent_distill.d3hr.config.D3HRConfig` fields that
-                override the recorded ``config["distillation"]`` (e.g. ``batch_size``).
-
-        Returns:
-            The :class:`~latent_distill.pipelines.D3HROutput` of ``D3HRPipeline.sample``; its run
-            record keeps this set's ``image_shape`` and ``source_dataset``.
-
-        Raises:
-            DistilledDatasetError: when the set holds no Gaussians, records no models to load (pass
-                ``pipeline=``), or the recorded models cannot be loaded.
-        """
-        from .d3hr.config import D3HRConfig
-
-        if self.gaussians is None:
-            fix = "decode its latents with decode()" if self.latents is not None else "use its images"
-            raise DistilledDatasetError(
-                f"This {self.method} set stores no Gaussians to regenerate from (only D3HR sets do): {fix}."
-            )
-        if pipeline is None:
-            from .pipelines.d3hr import D3HRPipeline
-
-            pipeline = self._recorded_pipeline(D3HRPipeline)
-        recorded = dict(self.config.get("distillation") or self.gaussians.get("fit_config") or {})
-        recorded.pop("method_name", None)
-        changes = {key: value for key, value in (("ipc", ipc), ("seed", seed)) if value is not None}
-        config = D3HRConfig.from_dict({**recorded, **config_overrides, **changes})
-        pipeline.load_gaussians(self.gaussians, self.class_names)
-        output = pipeline.sample(config=config, stored_groups=self.gaussians)
-        for key in ("image_shape", "source_dataset"):
-            if not output.config.get(key) and self.config.get(key):
-                output.config[key] = self.config[key]
-        return output
-
-    def rerender(self, pipeline: Optional[LatentDistillationPipeline] = None) -> torch.Tensor:
-        """Renders an LD3M set's images again from its initial latents and class embeddings.
-
-        With the recorded models the images equal the stored ones (same device and precision).
-
-        Args:
-            pipeline: a :class:`~latent_distill.pipelines.LatentDistillationPipeline` holding the
-                autoencoder, denoiser and scheduler the set was distilled with; ``None`` loads the
-                models recorded in ``config["models"]``.
-
-        Returns:
-            ``uint8`` images ``(N, C, H, W)``.
-
-        Raises:
-            DistilledDatasetError: when the set stores no class embeddings, records no run config,
-                or its recorded models cannot be loaded.
-        """
-        from .config import DistillationConfig
-        from .pipelines.latent_distillation import LatentDistillationPipeline
-
-        if self.class_embeddings is None:
-            raise DistilledDatasetError(
-                f"This {self.method} set stores no class embeddings to render (only LD3M sets do): "
-                + ("decode its latents with decode()." if self.latents is not None else "use its images.")
-            )
-        recorded = dict(self.config.get("distillation") or {})
-        if not recorded:
-            raise DistilledDatasetError("The set records no config['distillation'] (its sampler options and seed), "
-                                        "so its images cannot be rendered again: use its images.")
-        for key in ("method_name", "objective_summary"):
-            recorded.pop(key, None)
-        if pipeline is None:
-            pipeline = self._recorded_pipeline(LatentDistillationPipeline)
-        return pipeline.render_stored(self.latents, self.class_embeddings, DistillationConfig.from_dict(recorded),
-                                      self.num_classes)
-
-    def _model_record(self, name: str) -> Optional[dict]:
-        """``config["models"][name]`` when it names a path, else ``None``."""
-        record = (self.config.get("models") or {}).get(name) or {}
-        return record if record.get("path") else None
-
-    def _recorded_pipeline(self, pipeline_class: type) -> Any:
-        """Loads the pipeline (D3HR or LD3M) whose models ``config["models"]`` names.
-
-        The denoiser's folder is loaded as a pipeline (``pipeline_class.from_pretrained``); an
-        autoencoder recorded from another folder or revision replaces the one found there.
-        """
-        from .default_models import resolve_model_reference
-
-        vae, transformer = self._model_record("vae"), self._model_record("transformer")
-        if vae is None or transformer is None:
-            missing = "autoencoder (vae)" if vae is None else "diffusion model (transformer)"
-            raise DistilledDatasetError(
-                f"This {self.method} set records no {missing} in config['models'], so its pipeline cannot be "
-                f"loaded: pass pipeline={pipeline_class.__name__}.from_pretrained(...) with the models it was "
-                "distilled with."
-            )
-        path, revision = transformer["path"], transformer.get("revision")
-        try:
-            components = {}
-            if (vae["path"], vae.get("revision")) != (path, revision):
-                components["vae"] = _load_recorded_vae(vae)
-            return pipeline_class.from_pretrained(resolve_model_reference(path), revision=revision, **components)
-        except (OSError, ValueError) as error:
-            raise DistilledDatasetError(
-                f"The pipeline recorded by this set ({path!r}, revision {revision!r}) could not be loaded: "
-                f"{str(error).rstrip('.')}. Pass pipeline={pipeline_class.__name__}(vae=..., transformer=..., "
-                "scheduler=...) with the models it was distilled with."
-            ) from error
 
     def to_dataset_dict(self) -> dict[str, datasets.Dataset]:
         """Builds one ``datasets.Dataset`` per config.
@@ -959,16 +805,6 @@ def _gaussians_from_table(table: dict, meta: dict) -> dict:
     return gaussians
 
 
-def _load_recorded_vae(record: dict) -> AutoencoderKL:
-    """Loads the ``AutoencoderKL`` of a ``config["models"]`` record (``path``, ``subfolder``, ``revision``)."""
-    from diffusers import AutoencoderKL
-
-    from .default_models import resolve_model_reference
-
-    return AutoencoderKL.from_pretrained(resolve_model_reference(record["path"]), subfolder=record.get("subfolder"),
-                                         revision=record.get("revision"))
-
-
 def _library_version() -> Optional[str]:
     """Installed version of latent-distill, or ``None`` when run from a source tree."""
     try:
@@ -1165,7 +1001,7 @@ def _storage_section(dataset: DistilledDataset) -> str:
     lines = [f"Budget mode: **{dataset.budget}** ({stands_for}).", "", _table(["", "bytes"], rows)]
     if dataset.images is not None and dataset.class_embeddings is not None:
         lines += ["", "The `images` config holds the images rendered from the stored initial latents and class "
-                      "embeddings (`DistilledDataset.rerender()`) for convenience; they are not counted above."]
+                      "embeddings (`LatentDistillationPipeline.rerender`) for convenience; they are not counted above."]
     elif dataset.images is not None and dataset.stored_representation != "images":
         lines += ["", f"The `images` config holds images decoded from the stored {dataset.stored_representation} "
                       "for convenience; they are not counted above."]
@@ -1217,18 +1053,22 @@ def _training_snippet(dataset: DistilledDataset, repo_id: str) -> str:
         ]
     else:
         if dataset.class_embeddings is not None:
-            restore = ["images, labels = distilled.rerender(), distilled.labels  # the recorded LD3M models"]
+            pipeline, models = "LatentDistillationPipeline", "the recorded LD3M models"
+            restore = ["images, labels = pipe.rerender(distilled), distilled.labels"]
         elif dataset.latents is not None:
-            restore = ["images, labels = distilled.decode(), distilled.labels  # the recorded autoencoder"]
+            pipeline, models = "LatentDistillationPipeline", "the recorded autoencoder"
+            restore = ["images, labels = pipe.decode(distilled), distilled.labels"]
         else:
-            restore = ["regenerated = distilled.regenerate()  # the recorded D3HR pipeline",
+            pipeline, models = "D3HRPipeline", "the recorded D3HR models"
+            restore = ["regenerated = pipe.regenerate(distilled)",
                        "images, labels = regenerated.images, regenerated.labels"]
         lines = [
             "from torch.utils.data import DataLoader, TensorDataset",
             "",
-            "from latent_distill.hub import DistilledDataset",
+            f"from latent_distill import {', '.join(sorted(['DistilledDataset', pipeline]))}",
             "",
             f'distilled = DistilledDataset.from_pretrained("{repo_id}")',
+            f"pipe = {pipeline}.from_distilled(distilled)  # {models}",
             *restore,
             "loader = DataLoader(TensorDataset(images.float() / 127.5 - 1, labels), batch_size=256, shuffle=True)",
             f"for x, y in loader:{'  # soft labels: distilled.soft_labels' if soft else ''}",
@@ -1241,12 +1081,12 @@ def _preview_section(dataset: DistilledDataset, preview: bool) -> str:
     if preview:
         return f"![Preview: one row per class, up to {PREVIEW_SAMPLES_PER_CLASS} samples each]({PREVIEW_FILE})"
     if dataset.class_embeddings is not None:
-        return "No preview: the set stores no images (render them with `DistilledDataset.rerender()`)."
+        return "No preview: the set stores no images (render them with `LatentDistillationPipeline.rerender`)."
     if dataset.latents is not None:
-        return "No preview: the set stores no images (decode its latents with `DistilledDataset.decode()`)."
+        return "No preview: the set stores no images (decode its latents with `LatentDistillationPipeline.decode`)."
     if dataset.gaussians is not None and dataset.images is None:
         return ("No preview: the set stores no images (regenerate them from the Gaussians with "
-                "`DistilledDataset.regenerate()`).")
+                "`D3HRPipeline.regenerate`).")
     return "No preview was saved."
 
 
