@@ -16,7 +16,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiTTransformer2DModel
 from huggingface_hub import DatasetCard
 
 from latent_distill import D3HRPipeline, DistilledDataset
-from latent_distill.hub import DistilledDatasetError
+from latent_distill.distilled import DistilledDatasetError
 
 FAST = dict(num_candidates=64, inversion_steps=5, num_inference_steps=10, batch_size=8)
 

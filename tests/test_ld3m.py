@@ -25,7 +25,7 @@ from latent_distill.diffusion_prior import (
     skip_ddim_step,
     skip_weight,
 )
-from latent_distill.hub import DistilledDataset, DistilledDatasetError
+from latent_distill.distilled import DistilledDataset, DistilledDatasetError
 from latent_distill.representations import RepresentationConfigError, get_representation
 
 NUM_CLASSES = 2

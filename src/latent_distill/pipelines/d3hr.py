@@ -49,8 +49,8 @@ from ..data import (
     training_tensors,
 )
 from ..default_models import model_reference
+from ..distilled import DistilledDataset, DistilledDatasetError
 from ..distributed import shard
-from ..hub import DistilledDataset, DistilledDatasetError
 from ..precision import freeze
 from ..representations import get_representation
 from ..seeding import generator_for

@@ -29,8 +29,8 @@ from ..data import (
     training_tensors,
 )
 from ..default_models import model_reference
+from ..distilled import DistilledDataset, DistilledDatasetError
 from ..distributed import GradientAllReduce, shard, sum_across_processes
-from ..hub import DistilledDataset, DistilledDatasetError
 from ..objectives import build_augmentation, get_objective
 from ..precision import freeze
 from ..representations import RealPool, get_representation

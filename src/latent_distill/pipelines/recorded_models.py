@@ -12,7 +12,7 @@ from typing import Optional, TypeVar
 from diffusers import AutoencoderKL, DiffusionPipeline
 
 from ..default_models import resolve_model_reference
-from ..hub import DistilledDataset, DistilledDatasetError
+from ..distilled import DistilledDataset, DistilledDatasetError
 
 PipelineT = TypeVar("PipelineT", bound=DiffusionPipeline)
 
@@ -64,7 +64,8 @@ def load_recorded_autoencoder(distilled: DistilledDataset, pipeline_class: type[
     if record is None:
         raise DistilledDatasetError(
             f"This {distilled.method} set records no autoencoder (vae) in config['models']: build "
-            f"{pipeline_class.__name__}(vae=AutoencoderKL.from_pretrained(...)) with the autoencoder it was distilled with."
+            f"{pipeline_class.__name__}(vae=AutoencoderKL.from_pretrained(...)) with the autoencoder it was "
+            "distilled with."
         )
     return load_autoencoder(record)
 
