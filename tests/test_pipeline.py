@@ -148,6 +148,20 @@ def test_output_saves_reloads_and_decodes_with_the_recorded_autoencoder(pipe, to
     assert torch.equal(namespace["images"], out.images) and namespace["y"].dtype == torch.int64
 
 
+def test_decoding_errors_name_the_fix(pipe):
+    from latent_distill import DistilledDataset
+    from latent_distill.distilled import DistilledDatasetError
+
+    labels = torch.zeros(2, dtype=torch.long)
+    in_memory = DistilledDataset(method="latent-dm", class_names=["a"], labels=labels, latents=torch.zeros(2, 4, 7, 7))
+    with pytest.raises(DistilledDatasetError, match=r"records no autoencoder.*LatentDistillationPipeline\(vae="):
+        LatentDistillationPipeline.from_distilled(in_memory)
+    images = DistilledDataset(method="pixel-dm", class_names=["a"], labels=labels,
+                              images=torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(DistilledDatasetError, match="stores no latents to decode; use its images"):
+        pipe.decode(images)
+
+
 def test_frozen_autoencoder_follows_mixed_precision_and_latents_stay_float32(tiny_vae, toy_dataset, monkeypatch):
     from latent_distill import LatentDistillationPipeline, config_for_method
 

@@ -49,6 +49,12 @@ class LatentDistillationOutput(BaseOutput):
         A diffusion-prior (LD3M) set stores its initial latents with its class embeddings (what
         :meth:`~latent_distill.pipelines.LatentDistillationPipeline.rerender` renders again) beside
         the images.
+
+        Args:
+            evaluation: result rows to record with the set (see ``DistilledDataset.evaluation``).
+
+        Returns:
+            The distilled set.
         """
         return DistilledDataset(
             method=self.config["distillation"]["method_name"],
@@ -90,7 +96,14 @@ class D3HROutput(BaseOutput):
 
     def to_distilled_dataset(self, evaluation: Optional[list] = None) -> DistilledDataset:
         """Wraps the output as a :class:`~latent_distill.distilled.DistilledDataset` (configs
-        ``images`` and ``gaussians``; the storage counted is the Gaussians')."""
+        ``images`` and ``gaussians``; the storage counted is the Gaussians').
+
+        Args:
+            evaluation: result rows to record with the set (see ``DistilledDataset.evaluation``).
+
+        Returns:
+            The distilled set.
+        """
         return DistilledDataset(
             method="d3hr",
             class_names=list(self.class_names),
