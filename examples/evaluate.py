@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     distilled = DistilledDataset.from_pretrained(args.distilled)
     if distilled.images is None:
         raise SystemExit(f"{args.distilled} holds no images: decode or regenerate it first "
-                         "(DistilledDataset.decode / regenerate).")
+                         "(LatentDistillationPipeline.decode / D3HRPipeline.regenerate).")
     splits = load_image_classification(args.dataset)
     channels, resolution = int(distilled.images.shape[1]), int(distilled.images.shape[-1])
     train = dataset_to_tensors(splits["train"], resolution, channels)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import string
+import tempfile
 from pathlib import Path
 
 import datasets
@@ -14,13 +16,21 @@ import torch
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
-from latent_distill import hub
-from latent_distill.hub import (
+from latent_distill.distilled import (
     CONFIG_FILE,
     SCHEMA_VERSION,
     DistilledDataset,
     DistilledDatasetError,
     HubUploadError,
+    card_template,
+    render_card,
+    storage,
+    upload,
+)
+from latent_distill.distilled.card import (
+    CARD_TEMPLATE,
+    TEMPLATE_PACKAGE,
+    _stored_description,
 )
 
 CLASSES = ["T-shirt", "Trouser", "Bag"]
@@ -252,23 +262,24 @@ def _placeholders(template: str) -> set[str]:
 
 
 def test_card_template_is_shipped_with_the_package():
-    template = hub.card_template()
+    template = card_template()
     assert template.startswith("---\n{card_data}\n---\n")
     assert {"method", "ipc", "repo_id", "configs_table", "storage_section", "evaluation_section"} <= \
         _placeholders(template)
-    assert (Path(hub.__file__).parent / hub.CARD_TEMPLATE).is_file()  # inside the package, so wheels ship it
+    package = Path(importlib.import_module(TEMPLATE_PACKAGE).__file__).parent
+    assert (package / CARD_TEMPLATE).is_file()  # inside the package, so wheels ship it
 
 
 @pytest.mark.parametrize("name", list(ALL_SETS))
 def test_rendered_card_parses_lists_every_config_and_the_storage_budget(name):
     dataset = ALL_SETS[name]()
-    text = str(hub.render_card(dataset, repo_id="me/distilled", preview=dataset.images is not None))
-    assert not [field for field in _placeholders(hub.card_template()) if "{" + field + "}" in text]
+    text = str(render_card(dataset, repo_id="me/distilled", preview=dataset.images is not None))
+    assert not [field for field in _placeholders(card_template()) if "{" + field + "}" in text]
     card = DatasetCard(text)
     assert [c["config_name"] for c in card.data.configs] == dataset.config_names
     assert all(f"| `{config}` |" in card.text for config in dataset.config_names)
     assert "dataset-distillation" in card.data.tags and f"ipc-{dataset.ipc}" in card.data.tags
-    assert f"| stored ({hub._stored_description(dataset)}) | {dataset.storage_bytes():,} |" in card.text
+    assert f"| stored ({_stored_description(dataset)}) | {dataset.storage_bytes():,} |" in card.text
     assert f"| {dataset.image_budget_bytes():,} |" in card.text
     assert 'load_dataset("me/distilled", "' + dataset.config_names[0] + '", split="train")' in card.text
     assert "DistilledDataset.from_pretrained(\"me/distilled\")" in card.text
@@ -278,7 +289,7 @@ def test_card_of_a_set_of_gaussians_and_images():
     dataset = gaussian_image_set()
     assert dataset.stored_representation == "gaussians"
     assert dataset.storage_bytes() == 2 * 3 * 16 * 4 + 3 * 8  # the images are not counted
-    text = str(hub.render_card(dataset, repo_id="me/d3hr", preview=True))
+    text = str(render_card(dataset, repo_id="me/d3hr", preview=True))
     assert DatasetCard(text).data.configs[0] == {
         "config_name": "images", "data_files": [{"split": "train", "path": "images/train-*.parquet"}], "default": True}
     assert "one Gaussian per class stands for IPC 2 images per class" in text
@@ -306,10 +317,12 @@ def test_card_training_snippet_runs(tmp_path, factory):
 def test_card_training_snippet_without_images_uses_the_library():
     latents_only = DistilledDataset(method="latent-dm", class_names=CLASSES[:1], labels=torch.zeros(2, dtype=torch.long),
                                     latents=torch.zeros(2, 4, 3, 3))
-    assert "images, labels = distilled.decode(), distilled.labels" in \
-        _training_snippet(str(hub.render_card(latents_only, "me/l", preview=False)))
-    assert "regenerated = distilled.regenerate()" in \
-        _training_snippet(str(hub.render_card(gaussian_set(), "me/g", preview=False)))
+    latents_snippet = _training_snippet(str(render_card(latents_only, "me/l", preview=False)))
+    assert "pipe = LatentDistillationPipeline.from_distilled(distilled)" in latents_snippet
+    assert "images, labels = pipe.decode(distilled), distilled.labels" in latents_snippet
+    gaussians_snippet = _training_snippet(str(render_card(gaussian_set(), "me/g", preview=False)))
+    assert "from latent_distill import D3HRPipeline, DistilledDataset" in gaussians_snippet
+    assert "regenerated = pipe.regenerate(distilled)" in gaussians_snippet
 
 
 def test_distillation_config_json(tmp_path):
@@ -355,7 +368,7 @@ def test_from_pretrained_downloads_hub_ids_as_dataset_repos(tmp_path, monkeypatc
         requests.append((repo_id, kwargs))
         return str(folder)
 
-    monkeypatch.setattr(hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setattr(storage, "snapshot_download", fake_snapshot_download)
     _assert_same(DistilledDataset.from_pretrained("me/d3hr", revision="v1", token="t"), original)
     assert requests == [("me/d3hr", {"repo_type": "dataset", "revision": "v1", "token": "t"})]
 
@@ -457,7 +470,7 @@ def test_push_to_hub_uploads_every_file_in_one_commit(tmp_path):
 
 
 def test_push_to_hub_to_a_branch_removes_the_temporary_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(hub.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     api = RecordingApi()
     gaussian_set().push_to_hub("me/d3hr", revision="v1", commit_message="first", api=api)
     assert [name for name, _, _ in api.calls] == ["create_repo", "create_branch", "create_commit"]
@@ -468,7 +481,7 @@ def test_push_to_hub_to_a_branch_removes_the_temporary_folder(tmp_path, monkeypa
 
 
 def test_push_to_hub_failure_keeps_the_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(hub.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     original = image_set()
     with pytest.raises(HubUploadError) as raised:
         original.push_to_hub("me/pixels", api=RecordingApi(fail=True))
@@ -483,7 +496,7 @@ def test_push_to_hub_only_on_the_main_process(tmp_path, monkeypatch):
     class Worker:
         is_main_process = False
 
-    monkeypatch.setattr(hub, "PartialState", Worker)
+    monkeypatch.setattr(upload, "PartialState", Worker)
     api = RecordingApi()
     assert image_set().push_to_hub("me/pixels", api=api, local_dir=tmp_path / "push") is None
     assert api.calls == [] and not (tmp_path / "push").exists()

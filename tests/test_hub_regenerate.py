@@ -1,4 +1,4 @@
-"""D3HR sets on the Hub layout: regenerate() from the stored Gaussians, and the card of a D3HR set."""
+"""D3HR sets on the Hub layout: D3HRPipeline.regenerate() from the stored Gaussians, and the card of a D3HR set."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiTTransformer2DModel
 from huggingface_hub import DatasetCard
 
 from latent_distill import D3HRPipeline, DistilledDataset
-from latent_distill.hub import DistilledDatasetError
+from latent_distill.distilled import DistilledDatasetError
 
 FAST = dict(num_candidates=64, inversion_steps=5, num_inference_steps=10, batch_size=8)
 
@@ -38,15 +38,16 @@ def distil_and_reload(pipe: D3HRPipeline, folder: Path, ipc: int = 2):
     return out, DistilledDataset.from_pretrained(folder)
 
 
-def test_regenerate_loads_the_recorded_pipeline_and_is_bit_identical(tmp_path):
+def test_regenerate_with_the_recorded_pipeline_is_bit_identical(tmp_path):
     out, distilled = distil_and_reload(saved_pipeline(tmp_path / "pipe"), tmp_path / "set")
     assert distilled.config["models"]["transformer"] == {"path": str(tmp_path / "pipe"), "subfolder": "transformer",
                                                          "revision": None}
-    regenerated = distilled.regenerate()
+    recorded = D3HRPipeline.from_distilled(distilled)
+    regenerated = recorded.regenerate(distilled)
     assert torch.equal(regenerated.images, out.images) and torch.equal(regenerated.labels, out.labels)
     assert regenerated.gaussians["group_seeds"] == out.gaussians["group_seeds"]
 
-    one = distilled.regenerate(ipc=1)
+    one = recorded.regenerate(distilled, ipc=1)
     assert one.images.shape == (2, 1, 28, 28) and one.labels.tolist() == [0, 1]
     # The regenerated run keeps the set's provenance, so it saves as a set of its own.
     assert one.config["image_shape"] == [1, 28, 28] and one.config["models"] == distilled.config["models"]
@@ -59,19 +60,19 @@ def test_regenerate_with_an_explicit_pipeline(tmp_path):
     pipe = in_memory_pipeline()
     out, distilled = distil_and_reload(pipe, tmp_path / "set")
     assert distilled.config["models"]["transformer"]["path"] is None
-    with pytest.raises(DistilledDatasetError, match=r"records no autoencoder.*pass pipeline=D3HRPipeline"):
-        distilled.regenerate()
+    with pytest.raises(DistilledDatasetError, match=r"records no autoencoder.*D3HRPipeline\.from_pretrained"):
+        D3HRPipeline.from_distilled(distilled)
     fresh = in_memory_pipeline()  # same weights, no Gaussians fitted
-    assert torch.equal(distilled.regenerate(pipeline=fresh).images, out.images)
-    other_seed = distilled.regenerate(pipeline=fresh, seed=1)
+    assert torch.equal(fresh.regenerate(distilled).images, out.images)
+    other_seed = fresh.regenerate(distilled, seed=1)
     assert other_seed.gaussians["seed"] == 1 and not torch.equal(other_seed.latents, out.latents)
     # A changed search setting searches again instead of redrawing the stored groups: one candidate
     # per class keeps the first draw of each class's first chunk.
-    overridden = distilled.regenerate(pipeline=fresh, num_candidates=1)
+    overridden = fresh.regenerate(distilled, num_candidates=1)
     assert overridden.config["distillation"]["num_candidates"] == 1
     assert overridden.gaussians["search"]["num_candidates"] == 1 and overridden.gaussians["group_indices"] == [0, 0]
     with pytest.raises(ValueError, match="Unknown D3HR config keys"):
-        distilled.regenerate(pipeline=fresh, no_such_field=1)
+        fresh.regenerate(distilled, no_such_field=1)
 
 
 def test_regenerate_loads_an_autoencoder_recorded_apart_from_the_denoiser(tmp_path):
@@ -83,18 +84,18 @@ def test_regenerate_loads_an_autoencoder_recorded_apart_from_the_denoiser(tmp_pa
     out, distilled = distil_and_reload(pipe, tmp_path / "set")
     assert distilled.config["models"]["vae"]["path"] == str(tmp_path / "other-vae")
     # Regenerating with the pipeline folder's own autoencoder would give other images.
-    assert torch.equal(distilled.regenerate().images, out.images)
+    assert torch.equal(D3HRPipeline.from_distilled(distilled).regenerate(distilled).images, out.images)
 
 
 def test_regenerate_errors_name_the_fix(tmp_path):
     latents = DistilledDataset(method="latent-dm", class_names=["a"], labels=torch.zeros(2, dtype=torch.long),
                                latents=torch.zeros(2, 4, 3, 3))
-    with pytest.raises(DistilledDatasetError, match=r"stores no Gaussians.*decode\(\)"):
-        latents.regenerate()
+    with pytest.raises(DistilledDatasetError, match=r"stores no Gaussians.*LatentDistillationPipeline\.decode"):
+        in_memory_pipeline().regenerate(latents)
     _, distilled = distil_and_reload(saved_pipeline(tmp_path / "pipe"), tmp_path / "set")
     distilled.config["models"]["transformer"]["path"] = str(tmp_path / "deleted")
-    with pytest.raises(DistilledDatasetError, match=r"could not be loaded.*Pass pipeline=D3HRPipeline"):
-        distilled.regenerate()
+    with pytest.raises(DistilledDatasetError, match=r"could not be loaded.*Build D3HRPipeline\(vae="):
+        D3HRPipeline.from_distilled(distilled)
 
 
 def test_card_of_a_d3hr_set_counts_the_gaussians(tmp_path):

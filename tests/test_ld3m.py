@@ -18,7 +18,7 @@ from conftest import (
 from latent_distill import LatentDistillationPipeline, config_for_method
 from latent_distill.codec import LatentCodec
 from latent_distill.diffusion import GuidedDenoiser, ddim_regenerate, ddim_schedulers
-from latent_distill.hub import DistilledDataset, DistilledDatasetError
+from latent_distill.distilled import DistilledDataset, DistilledDatasetError
 from latent_distill.representations import (
     DiffusionPrior,
     DiffusionPriorError,
@@ -263,11 +263,11 @@ def test_ld3m_set_stores_initial_latents_with_class_embeddings_and_rerenders(tmp
     assert loaded.storage_bytes() == (output.latents.numel() + output.class_embeddings.numel()) * 4
     assert "class embeddings" in (folder / "README.md").read_text(encoding="utf-8")
 
-    assert torch.equal(loaded.rerender(pipeline=pipe), output.images)
+    assert torch.equal(pipe.rerender(loaded), output.images)
     with pytest.raises(DistilledDatasetError, match="rerender"):
-        loaded.decode(vae=pipe.vae)
-    with pytest.raises(DistilledDatasetError, match="pass pipeline=LatentDistillationPipeline"):
-        loaded.rerender()  # the in-memory models record no folder to load them from
+        pipe.decode(loaded)
+    with pytest.raises(DistilledDatasetError, match=r"load one with LatentDistillationPipeline\.from_pretrained"):
+        LatentDistillationPipeline.from_distilled(loaded)  # the in-memory models record no folder to load them from
 
 
 def test_class_embeddings_need_latents_row_by_row():
@@ -280,4 +280,4 @@ def test_class_embeddings_need_latents_row_by_row():
                          class_embeddings=torch.zeros(3, 1, 3))
     plain = DistilledDataset(method="latent-dm", class_names=["a", "b"], labels=labels, latents=torch.zeros(2, 4, 2, 2))
     with pytest.raises(DistilledDatasetError, match="only LD3M sets"):
-        plain.rerender()
+        LatentDistillationPipeline(vae=make_tiny_vae()).rerender(plain)

@@ -104,5 +104,5 @@ def test_stable_diffusion_repo_layout(tmp_path):
     assert isinstance(pipe.vae, AutoencoderKL) and same_weights(pipe.vae, vae)
     assert pipe.transformer is None and isinstance(pipe.scheduler, PNDMScheduler)
     assert set(pipe.components) == {"vae", "transformer", "scheduler"}
-    # Distilled sets record the VAE inside the repo, so DistilledDataset.decode() can reload it.
+    # Distilled sets record the VAE inside the repo, so LatentDistillationPipeline.from_distilled() reloads it.
     assert pipe._vae_reference() == {"path": str(tmp_path), "subfolder": "vae", "revision": None}

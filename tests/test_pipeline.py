@@ -1,5 +1,7 @@
 """LatentDistillationPipeline end to end on a tiny random autoencoder and a 20-image dataset."""
 
+import re
+
 import pytest
 import torch
 from conftest import make_image_dataset
@@ -134,7 +136,30 @@ def test_output_saves_reloads_and_decodes_with_the_recorded_autoencoder(pipe, to
 
     restored = DistilledDataset.from_pretrained(tmp_path / "set")
     assert restored.config["models"]["vae"]["subfolder"] == "vae"
-    assert torch.equal(restored.decode(), out.images)
+    assert torch.equal(LatentDistillationPipeline.from_distilled(restored).decode(restored), out.images)
+
+    # A set published without images: its card's training snippet decodes the latents itself.
+    latents_only = DistilledDataset(method=restored.method, class_names=restored.class_names, labels=restored.labels,
+                                    latents=restored.latents, config=restored.config)
+    folder = latents_only.save_pretrained(tmp_path / "latents-only", repo_id=str(tmp_path / "latents-only"))
+    blocks = re.findall(r"```python\n(.*?)```", (folder / "README.md").read_text(), flags=re.S)
+    namespace: dict = {}
+    exec(next(block for block in blocks if "DataLoader" in block), namespace)
+    assert torch.equal(namespace["images"], out.images) and namespace["y"].dtype == torch.int64
+
+
+def test_decoding_errors_name_the_fix(pipe):
+    from latent_distill import DistilledDataset
+    from latent_distill.distilled import DistilledDatasetError
+
+    labels = torch.zeros(2, dtype=torch.long)
+    in_memory = DistilledDataset(method="latent-dm", class_names=["a"], labels=labels, latents=torch.zeros(2, 4, 7, 7))
+    with pytest.raises(DistilledDatasetError, match=r"records no autoencoder.*LatentDistillationPipeline\(vae="):
+        LatentDistillationPipeline.from_distilled(in_memory)
+    images = DistilledDataset(method="pixel-dm", class_names=["a"], labels=labels,
+                              images=torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(DistilledDatasetError, match="stores no latents to decode; use its images"):
+        pipe.decode(images)
 
 
 def test_frozen_autoencoder_follows_mixed_precision_and_latents_stay_float32(tiny_vae, toy_dataset, monkeypatch):

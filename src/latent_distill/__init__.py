@@ -14,6 +14,7 @@ from .data import (
     uint8_to_float,
 )
 from .default_models import DEFAULT_PIPELINE_PATH
+from .distilled import DistilledDataset
 from .evaluation import (
     EvaluationResult,
     HardLabelProtocol,
@@ -24,7 +25,6 @@ from .evaluation import (
     random_subset,
     random_subset_reference,
 )
-from .hub import DistilledDataset
 from .networks import get_network, list_networks, register_network
 from .objectives import get_objective, register_objective
 from .pipelines import (

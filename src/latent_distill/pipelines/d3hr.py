@@ -49,11 +49,13 @@ from ..diffusion.ddim import (
     inversion_timestep,
 )
 from ..diffusion.guidance import GuidedDenoiser
+from ..distilled import DistilledDataset, DistilledDatasetError
 from ..distributed import shard
 from ..encoding import encode_training_latents
 from ..precision import freeze
 from ..seeding import generator_for
 from .outputs import D3HROutput
+from .recorded_models import load_recorded_pipeline
 
 
 class D3HRPipeline(DiffusionPipeline):
@@ -282,6 +284,69 @@ class D3HRPipeline(DiffusionPipeline):
                             class_names=list(self.fit_record["class_names"]),
                             config=self._run_record(config), distill_seconds=time.time() - started)
         return output if return_dict else (output.images, output.labels, output.gaussians)
+
+    # ------------------------------------------------------------------------------------------
+    # distilled sets
+    # ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_distilled(cls, distilled: DistilledDataset) -> "D3HRPipeline":
+        """Loads the autoencoder and diffusion model a distilled set recorded in ``config["models"]``.
+
+        Args:
+            distilled: the distilled set.
+
+        Returns:
+            The pipeline holding the recorded models (no Gaussians fitted).
+
+        Raises:
+            DistilledDatasetError: when the set records no models to load (models built in memory
+                record no folder), or the recorded models cannot be loaded.
+        """
+        return load_recorded_pipeline(distilled, cls)
+
+    def regenerate(self, distilled: DistilledDataset, ipc: Optional[int] = None, seed: Optional[int] = None,
+                   **config_overrides: Any) -> D3HROutput:
+        """Regenerates the images of a D3HR set from its stored per-class Gaussians.
+
+        The set's Gaussians replace the pipeline's (as :meth:`load_gaussians` does). With the
+        recorded ``ipc`` and ``seed`` the stored groups are redrawn from their seeds, so the images
+        are bit-identical to the run's (same models and device); any other ``ipc`` or ``seed``
+        searches new groups from the same Gaussians (so search settings such as ``num_candidates``
+        only take effect with another ``ipc`` or ``seed``).
+
+        Args:
+            distilled: a set storing Gaussians (D3HR); use the models it was distilled with
+                (:meth:`from_distilled` loads them).
+            ipc: images per class to regenerate; ``None`` keeps the recorded one.
+            seed: seed of the group search; ``None`` keeps the recorded one.
+            **config_overrides: further :class:`~latent_distill.d3hr.config.D3HRConfig` fields that
+                override the recorded ``config["distillation"]`` (e.g. ``batch_size``).
+
+        Returns:
+            The :class:`D3HROutput` of :meth:`sample`; its run record keeps the set's
+            ``image_shape`` and ``source_dataset``.
+
+        Raises:
+            DistilledDatasetError: when the set stores no Gaussians.
+            ValueError: when ``config_overrides`` names no ``D3HRConfig`` field.
+        """
+        if distilled.gaussians is None:
+            fix = ("decode its latents with LatentDistillationPipeline.decode(distilled)"
+                   if distilled.latents is not None else "use its images")
+            raise DistilledDatasetError(
+                f"This {distilled.method} set stores no Gaussians to regenerate from (only D3HR sets do): {fix}."
+            )
+        recorded = dict(distilled.config.get("distillation") or distilled.gaussians.get("fit_config") or {})
+        recorded.pop("method_name", None)
+        changes = {key: value for key, value in (("ipc", ipc), ("seed", seed)) if value is not None}
+        config = D3HRConfig.from_dict({**recorded, **config_overrides, **changes})
+        self.load_gaussians(distilled.gaussians, distilled.class_names)
+        output = self.sample(config=config, stored_groups=distilled.gaussians)
+        for key in ("image_shape", "source_dataset"):
+            if not output.config.get(key) and distilled.config.get(key):
+                output.config[key] = distilled.config[key]
+        return output
 
     def _model_reference(self, subfolder: str, module: torch.nn.Module) -> dict[str, Any]:
         if self.config.get("_name_or_path"):

@@ -24,16 +24,19 @@ from ..config import DistillationConfig, samples_per_class_for_budget
 from ..data import (
     DatasetLike,
     ImageClassificationTensors,
+    float_to_uint8,
     source_record,
     training_tensors,
 )
 from ..default_models import model_reference
+from ..distilled import DistilledDataset, DistilledDatasetError
 from ..distributed import GradientAllReduce, shard, sum_across_processes
 from ..objectives import build_augmentation, get_objective
 from ..precision import freeze
 from ..representations import RealPool, get_representation
 from ..seeding import generator_for
 from .outputs import LatentDistillationOutput
+from .recorded_models import load_recorded_autoencoder, load_recorded_pipeline
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -182,6 +185,90 @@ class LatentDistillationPipeline(DiffusionPipeline):
                                            transformer=self.transformer, scheduler=self.scheduler,
                                            options=config.representation_kwargs, seed=config.seed)
         return prior.export(codec)["images"]
+
+    # ------------------------------------------------------------------------------------------
+    # distilled sets
+    # ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_distilled(cls, distilled: DistilledDataset) -> "LatentDistillationPipeline":
+        """Loads the models a distilled set recorded in ``config["models"]``.
+
+        An LD3M set (one with class embeddings) loads the autoencoder, denoiser and scheduler it
+        was distilled with, so :meth:`rerender` can render it; any other set loads its autoencoder
+        alone, enough for :meth:`decode`.
+
+        Args:
+            distilled: the distilled set.
+
+        Returns:
+            The pipeline holding the recorded models.
+
+        Raises:
+            DistilledDatasetError: when the set records no models to load (models built in memory
+                record no folder), or the recorded diffusion model cannot be loaded.
+        """
+        if distilled.class_embeddings is not None:
+            return load_recorded_pipeline(distilled, cls)
+        return cls(vae=load_recorded_autoencoder(distilled, cls))
+
+    def decode(self, distilled: DistilledDataset, batch_size: int = 256) -> torch.Tensor:
+        """Decodes the latents of a distilled set into images with this pipeline's autoencoder.
+
+        Args:
+            distilled: a set storing latents (LatentDD methods); use the autoencoder it was
+                distilled with (:meth:`from_distilled` loads it).
+            batch_size: latents per decoder pass.
+
+        Returns:
+            ``uint8`` images ``(N, C, H, W)`` at the source resolution.
+
+        Raises:
+            DistilledDatasetError: when the set stores no latents, or stores the initial latents of
+                a diffusion sampler (LD3M: use :meth:`rerender`).
+        """
+        if distilled.latents is None:
+            raise DistilledDatasetError(f"This {distilled.method} set stores no latents to decode; use its images.")
+        if distilled.class_embeddings is not None:
+            raise DistilledDatasetError(
+                f"This {distilled.method} set stores the initial latents of a diffusion sampler, which the autoencoder "
+                "alone does not decode into its images: use rerender(distilled) or its images."
+            )
+        shape = distilled.source_image_shape
+        resolution = int(shape[-1]) if shape else int(self.vae.config.sample_size)
+        resample = int((distilled.config.get("distillation") or {}).get("resample", 1))
+        codec = LatentCodec(self.vae.eval(), resolution, resample, batch_size)
+        return float_to_uint8(codec.decode(distilled.latents))
+
+    def rerender(self, distilled: DistilledDataset) -> torch.Tensor:
+        """Renders an LD3M set's images again from its initial latents and class embeddings.
+
+        With the models the set was distilled with (:meth:`from_distilled` loads them) the images
+        equal the stored ones (same device and precision).
+
+        Args:
+            distilled: a set storing initial latents and class embeddings (LD3M methods).
+
+        Returns:
+            ``uint8`` images ``(N, C, H, W)``.
+
+        Raises:
+            DistilledDatasetError: when the set stores no class embeddings or records no run config.
+        """
+        if distilled.class_embeddings is None:
+            raise DistilledDatasetError(
+                f"This {distilled.method} set stores no class embeddings to render (only LD3M sets do): "
+                + ("decode its latents with decode(distilled)." if distilled.latents is not None
+                   else "use its images.")
+            )
+        recorded = dict(distilled.config.get("distillation") or {})
+        if not recorded:
+            raise DistilledDatasetError("The set records no config['distillation'] (its sampler options and seed), "
+                                        "so its images cannot be rendered again: use its images.")
+        for key in ("method_name", "objective_summary"):
+            recorded.pop(key, None)
+        return self.render_stored(distilled.latents, distilled.class_embeddings,
+                                  DistillationConfig.from_dict(recorded), distilled.num_classes)
 
     # ------------------------------------------------------------------------------------------
     # main entry point

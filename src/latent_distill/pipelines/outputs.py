@@ -8,6 +8,8 @@ from typing import Optional
 import torch
 from diffusers.utils import BaseOutput
 
+from ..distilled import DistilledDataset
+
 
 @dataclass
 class LatentDistillationOutput(BaseOutput):
@@ -41,14 +43,19 @@ class LatentDistillationOutput(BaseOutput):
     seconds_per_iteration: Optional[float] = None
     class_embeddings: Optional[torch.Tensor] = None
 
-    def to_distilled_dataset(self, evaluation: Optional[list] = None):
-        """Wraps the output as a :class:`~latent_distill.hub.DistilledDataset` ready to save or push.
+    def to_distilled_dataset(self, evaluation: Optional[list] = None) -> DistilledDataset:
+        """Wraps the output as a :class:`~latent_distill.distilled.DistilledDataset` ready to save or push.
 
         A diffusion-prior (LD3M) set stores its initial latents with its class embeddings (what
-        :meth:`~latent_distill.hub.DistilledDataset.rerender` renders again) beside the images.
-        """
-        from ..hub import DistilledDataset
+        :meth:`~latent_distill.pipelines.LatentDistillationPipeline.rerender` renders again) beside
+        the images.
 
+        Args:
+            evaluation: result rows to record with the set (see ``DistilledDataset.evaluation``).
+
+        Returns:
+            The distilled set.
+        """
         return DistilledDataset(
             method=self.config["distillation"]["method_name"],
             class_names=list(self.class_names),
@@ -87,11 +94,16 @@ class D3HROutput(BaseOutput):
     config: dict = field(default_factory=dict)
     distill_seconds: float = 0.0
 
-    def to_distilled_dataset(self, evaluation: Optional[list] = None):
-        """Wraps the output as a :class:`~latent_distill.hub.DistilledDataset` (configs ``images``
-        and ``gaussians``; the storage counted is the Gaussians')."""
-        from ..hub import DistilledDataset
+    def to_distilled_dataset(self, evaluation: Optional[list] = None) -> DistilledDataset:
+        """Wraps the output as a :class:`~latent_distill.distilled.DistilledDataset` (configs
+        ``images`` and ``gaussians``; the storage counted is the Gaussians').
 
+        Args:
+            evaluation: result rows to record with the set (see ``DistilledDataset.evaluation``).
+
+        Returns:
+            The distilled set.
+        """
         return DistilledDataset(
             method="d3hr",
             class_names=list(self.class_names),
