@@ -15,8 +15,10 @@ their feature:
   test_denoiser_rejects_mismatched_latents_and_labels``);
 - the same data errors reached through a pipeline call (``tests/test_pipeline.py::
   test_empty_class_is_a_clear_error``, ``test_unencodable_image_size_is_a_clear_error``,
-  ``test_string_labels_are_a_clear_error``, ``test_budget_errors_name_the_fix``).
+  ``test_budget_errors_name_the_fix``).
 """
+
+import io
 
 import numpy as np
 import pytest
@@ -47,6 +49,18 @@ def with_images(images: list) -> Dataset:
                              features=Features({"image": Image(), "label": Value("int64")}))
 
 
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    PILImage.new("L", (28, 28), 7).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def with_encoded_images(encoded: list[bytes]) -> Dataset:
+    """Rows whose image column holds the given raw bytes (decoded only when read)."""
+    return Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in encoded], "label": [0] * len(encoded)},
+                             features=Features({"image": Image(), "label": Value("int64")}))
+
+
 def toy_tensors(labels: list[int], resolution: int = 28, channels: int = 1) -> ImageClassificationTensors:
     images = torch.zeros(len(labels), channels, resolution, resolution, dtype=torch.uint8)
     return ImageClassificationTensors(images, torch.tensor(labels), ["class_0", "class_1"])
@@ -65,8 +79,13 @@ REFUSED = [
                  DataError, r"image_column='img' is not a column", id="wrong-image-column"),
     pytest.param(lambda: to_tensors(make_image_dataset().remove_columns("label")),
                  DataError, r"No label column.*label_column=", id="no-label-column"),
-    pytest.param(lambda: to_tensors(make_image_dataset().cast_column("label", Value("string"))),
-                 DataError, r"not class indices.*class_encode_column", id="string-labels"),
+    pytest.param(lambda: to_tensors(make_image_dataset().cast_column("label", Value("float32"))),
+                 DataError, r"not class indices or class names.*class_encode_column", id="float-label-column"),
+    pytest.param(lambda: dataset_to_tensors(with_labels(["cat", "dog", "cow"], Value("string")),
+                                            class_names=["cat", "dog"]),
+                 DataError, r"class names \['cow'\] that are not among \['cat', 'dog'\]", id="unknown-class-name"),
+    pytest.param(lambda: to_tensors(with_labels(["cat", None], Value("string"))),
+                 DataError, r"no class name \(None\).*filter", id="missing-class-name"),
     # ---- labels
     pytest.param(lambda: to_tensors(with_labels([0, None, 1, None], Value("int64"))),
                  DataError, r"2 of 4 rows have no label.*filter\(lambda row: row\['label'\] is not None\)",
@@ -87,6 +106,8 @@ REFUSED = [
                  DataError, r"empty", id="empty-dataset"),
     pytest.param(lambda: to_tensors(with_images([PILImage.new("L", (28, 28)), None])),
                  DataError, r"Row 1 has no image.*is not None", id="row-without-image"),
+    pytest.param(lambda: to_tensors(with_encoded_images([png_bytes(), b"\x89PNG\r\n\x1a\n truncated"])),
+                 DataError, r"Row 1 of column 'image' does not decode as an image.*repair or drop it", id="corrupt-bytes"),
     pytest.param(lambda: to_tensors(DatasetDict(test=make_image_dataset())),
                  DataError, r"no 'train' split.*pass the split", id="no-train-split"),
     pytest.param(lambda: to_tensors(make_image_dataset(num_per_class=2, num_classes=3).filter(
@@ -98,6 +119,24 @@ REFUSED = [
     pytest.param(lambda: to_tensors(toy_tensors([0, 1], channels=3)),
                  DataError, r"3 channels but the autoencoder takes 1.*channels=1", id="tensor-channels"),
     pytest.param(lambda: ImagePreprocessor(channels=4), DataError, r"1 \(grey\) or 3 \(RGB\)", id="channels-4"),
+    # ---- tensors given directly
+    pytest.param(lambda: ImageClassificationTensors(torch.rand(2, 1, 28, 28), torch.tensor([0, 1]), ["a", "b"]),
+                 DataError, r"Images are torch.float32, but splits hold uint8.*float_to_uint8", id="float-images"),
+    pytest.param(lambda: ImageClassificationTensors(torch.full((2, 1, 28, 28), float("nan")), torch.tensor([0, 1]),
+                                                    ["a", "b"]),
+                 DataError, r"1568 NaN values.*drop or repair", id="nan-images"),
+    pytest.param(lambda: ImageClassificationTensors(torch.zeros(2, 28, 28, dtype=torch.uint8), torch.tensor([0, 1]),
+                                                    ["a", "b"]),
+                 DataError, r"\(N, C, H, W\).*unsqueeze\(1\)", id="images-without-channel-axis"),
+    pytest.param(lambda: ImageClassificationTensors(torch.zeros(2, 1, 28, 28, dtype=torch.uint8),
+                                                    torch.tensor([0.0, 1.0]), ["a", "b"]),
+                 DataError, r"Labels are torch.float32.*labels\.long\(\)", id="float-labels"),
+    pytest.param(lambda: ImageClassificationTensors(torch.zeros(2, 1, 28, 28, dtype=torch.uint8),
+                                                    torch.tensor([0.0, float("nan")]), ["a", "b"]),
+                 DataError, r"NaN or fractional labels cannot be classes", id="nan-labels"),
+    pytest.param(lambda: ImageClassificationTensors(torch.zeros(2, 1, 28, 28, dtype=torch.uint8),
+                                                    torch.tensor([0, 1, 1]), ["a", "b"]),
+                 DataError, r"one class index per image \(2 images\)", id="label-count"),
     # ---- autoencoder
     pytest.param(lambda: LatentCodec(make_tiny_vae(), 18),
                  CodecError, r"downsamples by 4.*divisible by 4 \(e\.g\. \[4, 8, 12, 16\]\)", id="resolution-vs-factor"),
@@ -138,3 +177,17 @@ def test_odd_images_are_converted_not_refused():
     for white in (2, 4, 5, 6, 7):
         assert grey.images[white].min() == 255 and rgb.images[white].min() == 255
     assert grey.images[8].unique().tolist() == [round(1000 / 257)]
+
+
+def test_class_names_are_encoded_and_recorded():
+    """A column of class names becomes indices in sorted order (or the given order, for a test split)."""
+    train = dataset_to_tensors(with_labels(["dog", "cat", "dog"], Value("string")))
+    assert train.class_names == ["cat", "dog"] and train.labels.tolist() == [1, 0, 1]
+    test = dataset_to_tensors(with_labels(["dog"], Value("string")), class_names=train.class_names)
+    assert test.class_names == ["cat", "dog"] and test.labels.tolist() == [1]
+
+
+def test_integer_label_tensors_become_int64():
+    data = ImageClassificationTensors(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1], dtype=torch.int32),
+                                      ["a", "b"])
+    assert data.labels.dtype == torch.int64

@@ -104,11 +104,14 @@ def test_empty_class_is_a_clear_error(pipe):
         pipe(dataset, tiny_config())
 
 
-def test_string_labels_are_a_clear_error(pipe, toy_dataset):
+def test_string_labels_are_class_encoded_and_recorded(pipe, toy_dataset):
     from datasets import Value
 
-    with pytest.raises(DataError, match="class_encode_column"):
-        pipe(toy_dataset.cast_column("label", Value("string")), tiny_config())
+    names = toy_dataset.features["label"].names
+    as_names = toy_dataset.cast_column("label", Value("string")).map(lambda row: {"label": names[int(row["label"])]})
+    output = pipe(as_names, tiny_config())
+    assert output.class_names == sorted(names)
+    assert output.labels.tolist() == pipe(toy_dataset, tiny_config()).labels.tolist()
 
 
 def test_nan_loss_stops_with_advice(pipe, toy_dataset):

@@ -12,10 +12,12 @@ package; without those files the same function loads the Hub copy.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import datasets
 import numpy as np
@@ -159,16 +161,51 @@ def detect_columns(dataset: Dataset, image_column: Optional[str] = None,
             "or name the right column with label_column=<name>."
         )
     if not isinstance(label_feature, ClassLabel) and getattr(label_feature, "dtype", None) not in (
-        "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"
+        "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", *STRING_DTYPES
     ):
         raise DataError(
-            f"Labels in column {label_column!r} are {label_feature}, not class indices: convert them with "
-            f"dataset.class_encode_column({label_column!r})."
+            f"Labels in column {label_column!r} are {label_feature}, not class indices or class names: convert them "
+            f"with dataset.class_encode_column({label_column!r}) or cast them to datasets.ClassLabel."
         )
     return image_column, label_column
 
 
-def class_names(dataset: Dataset, label_column: str) -> list[str]:
+STRING_DTYPES = ("string", "large_string")
+
+
+def encode_string_labels(dataset: Dataset, label_column: str, names: Optional[Sequence[str]] = None) -> Dataset:
+    """Turns a column of class *names* into ``ClassLabel`` indices (other columns pass through).
+
+    Args:
+        dataset: a ``datasets.Dataset``.
+        label_column: its label column.
+        names: the class names in index order (e.g. the training split's, to encode a test split the
+            same way); ``None`` takes the sorted distinct names of the column, as
+            ``datasets.Dataset.class_encode_column`` does.
+
+    Returns:
+        ``dataset`` itself when the column is not a string column, else the encoded dataset; the class
+        names are its ``ClassLabel`` names (recorded with the distilled set).
+
+    Raises:
+        DataError: for rows without a name, or names outside ``names``.
+    """
+    feature = dataset.features[label_column]
+    if getattr(feature, "dtype", None) not in STRING_DTYPES:
+        return dataset
+    values = dataset.unique(label_column)
+    if None in values:
+        raise DataError(f"Some rows have no class name (None) in column {label_column!r}: drop them first with "
+                        f"dataset.filter(lambda row: row[{label_column!r}] is not None).")
+    names = list(names) if names is not None else sorted(values)
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise DataError(f"Column {label_column!r} holds class names {unknown[:5]} that are not among {names}: "
+                        "encode every split with the training split's class names, or drop those rows.")
+    return dataset.cast_column(label_column, ClassLabel(names=names))
+
+
+def column_class_names(dataset: Dataset, label_column: str) -> list[str]:
     """Returns the class names of ``label_column`` (``ClassLabel`` names, or stringified indices)."""
     feature = dataset.features[label_column]
     if isinstance(feature, ClassLabel):
@@ -232,6 +269,11 @@ class ImageClassificationTensors:
     labels: torch.Tensor
     class_names: list[str]
 
+    def __post_init__(self) -> None:
+        check_image_tensor(self.images)
+        check_label_tensor(self.labels, len(self.images))
+        self.labels = self.labels.long()
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
@@ -244,6 +286,117 @@ class ImageClassificationTensors:
     def indices_by_class(self) -> list[torch.Tensor]:
         """Returns, for each class, the indices of its samples."""
         return [torch.nonzero(self.labels == c, as_tuple=False).flatten() for c in range(self.num_classes)]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def images_between(self, start: int, stop: int) -> torch.Tensor:
+        """The ``uint8`` images of rows ``[start, stop)``."""
+        return self.images[start:stop]
+
+    def select(self, index: torch.Tensor) -> "ImageClassificationTensors":
+        """The rows at ``index`` (same class names)."""
+        return ImageClassificationTensors(self.images[index], self.labels[index], list(self.class_names))
+
+    def fingerprint(self) -> str:
+        """A content hash of the images and labels (keys the latent cache)."""
+        from .codec import tensor_fingerprint
+
+        return tensor_fingerprint(self.images, self.labels)
+
+
+@dataclass
+class StreamedImageClassification:
+    """A training split whose labels are in memory and whose images are decoded only when read.
+
+    What latent methods distil from: the encoder reads it batch by batch, so memory holds one batch
+    of images at a time, whatever the size of the split (its latents are what stays).
+
+    Args:
+        dataset: the ``datasets.Dataset`` (label column already class-encoded).
+        image_column: its image column.
+        labels: int64 labels ``(N,)``.
+        class_names: names of the classes, indexed by label.
+        preprocessor: the resize / crop / mode conversion applied to each decoded image.
+    """
+
+    dataset: Dataset
+    image_column: str
+    labels: torch.Tensor
+    class_names: list[str]
+    preprocessor: ImagePreprocessor
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def images_between(self, start: int, stop: int) -> torch.Tensor:
+        """Decodes and preprocesses rows ``[start, stop)`` into ``uint8`` images ``(n, C, H, W)``."""
+        rows = self.dataset.select(range(start, stop))
+        arrays = [self.preprocessor(image) for image in decoded_images(rows, self.image_column)]
+        if not arrays:
+            return torch.empty((0, self.preprocessor.channels, self.preprocessor.resolution,
+                                self.preprocessor.resolution), dtype=torch.uint8)
+        return torch.from_numpy(np.stack(arrays))
+
+    def select(self, index: torch.Tensor) -> "StreamedImageClassification":
+        """The rows at ``index``, still read lazily."""
+        return StreamedImageClassification(self.dataset.select(index.tolist()), self.image_column,
+                                           self.labels[index], list(self.class_names), self.preprocessor)
+
+    def fingerprint(self) -> str:
+        """A hash of the table's fingerprint, the image column and the preprocessing (keys the latent cache)."""
+        key = json.dumps([self.dataset._fingerprint, self.image_column, self.preprocessor.resolution,
+                          self.preprocessor.channels])
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def load(self) -> ImageClassificationTensors:
+        """Decodes every image into memory."""
+        return ImageClassificationTensors(self.images_between(0, len(self)), self.labels, list(self.class_names))
+
+
+def check_image_tensor(images: torch.Tensor) -> None:
+    """Checks that ``images`` are ``uint8`` ``(N, C, H, W)`` tensors, as every split is held.
+
+    Raises:
+        DataError: for another type, dtype or rank; float images name their NaN count and the conversion.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise DataError(f"Images must be a torch.Tensor, got {type(images).__name__}: use torch.as_tensor(...).")
+    if images.dtype != torch.uint8:
+        detail = ""
+        if images.is_floating_point():
+            nan = int(torch.isnan(images).sum())
+            detail = f" ({nan} NaN values: drop or repair those images first)" if nan else ""
+        raise DataError(
+            f"Images are {images.dtype}{detail}, but splits hold uint8 images in [0, 255]: convert float images in "
+            "[-1, 1] with latent_distill.data.float_to_uint8(images), or images in [0, 1] with "
+            "(images * 255).round().clamp(0, 255).to(torch.uint8)."
+        )
+    if images.dim() != 4:
+        raise DataError(f"Images must be (N, C, H, W), got shape {tuple(images.shape)}: add the channel axis with "
+                        "images.unsqueeze(1) for grey images.")
+
+
+def check_label_tensor(labels: torch.Tensor, num_images: int) -> None:
+    """Checks that ``labels`` are one integer class index per image.
+
+    Raises:
+        DataError: for float, NaN or multi-dimensional labels, or a count that differs from the images'.
+    """
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() \
+            or labels.dtype == torch.bool:
+        dtype = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        whole = (isinstance(labels, torch.Tensor) and labels.is_floating_point()
+                 and bool(torch.isfinite(labels).all()) and bool((labels == labels.round()).all()))
+        fix = "labels.long()" if whole else "integer class indices (NaN or fractional labels cannot be classes)"
+        raise DataError(f"Labels are {dtype}, but class indices must be an integer tensor: use {fix}.")
+    if labels.dim() != 1 or len(labels) != num_images:
+        raise DataError(f"Labels of shape {tuple(labels.shape)} do not give one class index per image "
+                        f"({num_images} images): pass a 1-D tensor of {num_images} labels.")
 
 
 def uint8_to_float(images: torch.Tensor) -> torch.Tensor:
@@ -258,7 +411,7 @@ def float_to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def dataset_to_tensors(dataset: Dataset, resolution: int = 28, channels: int = 1,
                        image_column: Optional[str] = None, label_column: Optional[str] = None,
-                       batch_size: int = 1000) -> ImageClassificationTensors:
+                       batch_size: int = 1000, class_names: Optional[Sequence[str]] = None) -> ImageClassificationTensors:
     """Preprocesses a whole split into memory.
 
     Args:
@@ -268,35 +421,65 @@ def dataset_to_tensors(dataset: Dataset, resolution: int = 28, channels: int = 1
         image_column: image column (detected when ``None``).
         label_column: label column (detected when ``None``).
         batch_size: rows decoded at a time.
+        class_names: for a column of class *names* (strings), the names in index order (e.g. the
+            training split's when converting a test split); ``None`` sorts the column's names.
 
     Returns:
         ``ImageClassificationTensors`` with ``uint8`` images ``(N, channels, resolution, resolution)``.
 
     Raises:
         DataError: on missing columns, non-integer, missing or negative labels, rows without an
-            image, or empty datasets.
+            image or with image bytes that do not decode (the row is named), or empty datasets.
     """
     if len(dataset) == 0:
         raise DataError("The dataset is empty: pass a split with at least one image per class.")
     image_column, label_column = detect_columns(dataset, image_column, label_column)
+    dataset = encode_string_labels(dataset, label_column, class_names)
     labels = _dataset_labels(dataset, label_column)
     preprocess = ImagePreprocessor(resolution, channels)
     arrays = np.empty((len(dataset), channels, resolution, resolution), dtype=np.uint8)
-    view = dataset.select_columns([image_column])
-    for start in range(0, len(dataset), batch_size):
-        batch = view[start: start + batch_size][image_column]
-        for offset, image in enumerate(batch):
-            if image is None:
-                raise DataError(
-                    f"Row {start + offset} has no image in column {image_column!r}: drop rows without an image "
-                    f"first with dataset.filter(lambda row: row[{image_column!r}] is not None)."
-                )
-            arrays[start + offset] = preprocess(image)
+    for row, image in enumerate(decoded_images(dataset, image_column, batch_size)):
+        arrays[row] = preprocess(image)
     return ImageClassificationTensors(
         images=torch.from_numpy(arrays),
         labels=labels,
-        class_names=class_names(dataset, label_column),
+        class_names=column_class_names(dataset, label_column),
     )
+
+
+def decoded_images(dataset: Dataset, image_column: str, batch_size: int = 1000) -> Iterator[PILImage.Image]:
+    """The images of a column, decoded row by row so that a bad row is named.
+
+    Args:
+        dataset: a ``datasets.Dataset``.
+        image_column: its ``datasets.Image`` column.
+        batch_size: rows read from the table at a time.
+
+    Yields:
+        One decoded PIL image per row, in order.
+
+    Raises:
+        DataError: for a row without an image, or whose bytes (or file) do not decode as an image.
+    """
+    decoder = datasets.Image()  # the preprocessor converts modes; a decode=False column still decodes here
+    view = dataset.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
+    for start in range(0, len(view), batch_size):
+        for offset, encoded in enumerate(view[start: start + batch_size][image_column]):
+            row = start + offset
+            if encoded is None or (encoded.get("bytes") is None and encoded.get("path") is None):
+                raise DataError(
+                    f"Row {row} has no image in column {image_column!r}: drop rows without an image "
+                    f"first with dataset.filter(lambda row: row[{image_column!r}] is not None)."
+                )
+            try:
+                image = decoder.decode_example(encoded)
+                image.load()
+            except Exception as error:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ... by format
+                raise DataError(
+                    f"Row {row} of column {image_column!r} does not decode as an image ({type(error).__name__}: "
+                    f"{error}): repair or drop it, e.g. dataset.select([i for i in range(len(dataset)) if i != {row}])."
+                ) from error
+            yield image
 
 
 def _dataset_labels(dataset: Dataset, label_column: str) -> torch.Tensor:
@@ -398,18 +581,64 @@ def training_tensors(dataset: DatasetLike, resolution: int, channels: int, image
     if data.images.shape[1] != channels:
         raise DataError(f"Images have {data.images.shape[1]} channels but the autoencoder takes "
                         f"{channels}: build the tensors with channels={channels}.")
-    outside = (data.labels < 0) | (data.labels >= data.num_classes)
+    check_training_labels(data.labels, data.class_names)
+    return data
+
+
+def check_training_labels(labels: torch.Tensor, class_names: Sequence[str]) -> None:
+    """Checks that every label is a class index and every class has a sample.
+
+    Raises:
+        DataError: for labels outside ``[0, len(class_names))`` or a class without a sample.
+    """
+    num_classes = len(class_names)
+    outside = (labels < 0) | (labels >= num_classes)
     if bool(outside.any()):
         raise DataError(
-            f"{int(outside.sum())} of {len(data.labels)} labels are not class indices in [0, {data.num_classes}) "
-            f"(e.g. {int(data.labels[outside][0])}): drop those rows, or list every class in class_names."
+            f"{int(outside.sum())} of {len(labels)} labels are not class indices in [0, {num_classes}) "
+            f"(e.g. {int(labels[outside][0])}): drop those rows, or list every class in class_names."
         )
-    counts = torch.bincount(data.labels, minlength=data.num_classes)
-    empty = [data.class_names[c] for c in range(data.num_classes) if counts[c] == 0]
+    counts = torch.bincount(labels, minlength=num_classes)
+    empty = [class_names[c] for c in range(num_classes) if counts[c] == 0]
     if empty:
         raise DataError(f"Classes {empty} have no training sample: remove them from the label set "
                         "(dataset.filter / cast_column with fewer ClassLabel names) or add samples.")
-    return data
+
+
+def streamed_training_split(dataset: DatasetLike, resolution: int, channels: int,
+                            image_column: Optional[str] = None, label_column: Optional[str] = None
+                            ) -> Union[ImageClassificationTensors, StreamedImageClassification]:
+    """Like :func:`training_tensors`, but a ``datasets`` split stays on disk: its images are decoded when read.
+
+    Args:
+        dataset: a ``datasets.Dataset``, a ``DatasetDict`` (its ``train`` split is used) or
+            preprocessed :class:`ImageClassificationTensors` (checked and returned as they are).
+        resolution: the working resolution (square).
+        channels: image channels the autoencoder takes.
+        image_column: name of the image column (detected when ``None``).
+        label_column: name of the label column (detected when ``None``).
+
+    Returns:
+        :class:`StreamedImageClassification` for ``datasets`` input, else the checked tensors.
+
+    Raises:
+        DataError: as :func:`training_tensors` (rows that do not decode are named when they are read).
+    """
+    if isinstance(dataset, ImageClassificationTensors):
+        return training_tensors(dataset, resolution, channels, image_column, label_column)
+    if isinstance(dataset, DatasetDict):
+        if "train" not in dataset:
+            raise DataError(f"The DatasetDict has no 'train' split ({list(dataset)}): pass the split to distil.")
+        dataset = dataset["train"]
+    if len(dataset) == 0:
+        raise DataError("The dataset is empty: pass a split with at least one image per class.")
+    image_column, label_column = detect_columns(dataset, image_column, label_column)
+    dataset = encode_string_labels(dataset, label_column)
+    labels = _dataset_labels(dataset, label_column)
+    names = column_class_names(dataset, label_column)
+    check_training_labels(labels, names)
+    return StreamedImageClassification(dataset.select_columns([image_column]), image_column, labels, names,
+                                       ImagePreprocessor(resolution, channels))
 
 
 def source_record(dataset: DatasetLike, data: ImageClassificationTensors) -> dict:

@@ -9,37 +9,49 @@ the same data and model loads them instead.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from accelerate import PartialState
 
-from .codec import LatentCache, LatentCodec, tensor_fingerprint
-from .data import ImageClassificationTensors, uint8_to_float
+from .codec import LatentCache, LatentCodec
+from .data import (
+    ImageClassificationTensors,
+    StreamedImageClassification,
+    uint8_to_float,
+)
 from .distributed import all_gather_rows, batch_aligned_bounds
 
+TrainingSplit = Union[ImageClassificationTensors, StreamedImageClassification]
 
-def encode_training_latents(data: ImageClassificationTensors, codec: LatentCodec, cache: LatentCache,
+
+def encode_training_latents(data: TrainingSplit, codec: LatentCodec, cache: LatentCache,
                             progress: Optional[Callable] = None) -> torch.Tensor:
     """The latents of every training image, from the cache or encoded across processes.
 
+    Images are read batch by batch (a :class:`~latent_distill.data.StreamedImageClassification`
+    decodes each batch only then), so memory holds the latents plus one batch of images.
+
     Args:
-        data: the real training set (``uint8`` images).
+        data: the real training split, in memory or streamed.
         codec: the autoencoder codec.
-        cache: the latent cache (keyed by the codec and a fingerprint of ``data``).
+        cache: the latent cache (keyed by the codec and ``data.fingerprint()``).
         progress: wraps the batch iterator (e.g. a ``tqdm``), or ``None``.
 
     Returns:
         ``(N, C, h, w)`` float32 latents in the order of ``data``, the same on every process.
     """
-    fingerprint = tensor_fingerprint(data.images, data.labels)
+    fingerprint = data.fingerprint()
     cached = cache.load(codec, fingerprint)
     if cached is not None:
         return cached[0]
     state = PartialState()
-    bounds = batch_aligned_bounds(len(data.images), codec.batch_size, state)
+    bounds = batch_aligned_bounds(len(data), codec.batch_size, state)
     start, stop = bounds[state.process_index]
-    local = codec.encode(data.images[start:stop], to_float=uint8_to_float, progress=progress)
+    batches = [(first, min(first + codec.batch_size, stop)) for first in range(start, stop, codec.batch_size)]
+    local = torch.empty((stop - start, *codec.latent_shape), dtype=torch.float32)
+    for first, last in (progress(batches) if progress is not None else batches):
+        local[first - start: last - start] = codec.encode(data.images_between(first, last), to_float=uint8_to_float)
     latents = all_gather_rows(local, bounds, state)
     if state.is_main_process:
         cache.store(codec, fingerprint, latents, data.labels)
