@@ -14,10 +14,18 @@ One module per job:
   count) and :func:`full_data_reference` (the whole training set, cached on disk), both trained with
   the *same* protocol object as the distilled set.
 * ``teachers.py``: :func:`train_teacher` and :func:`load_teacher` (teachers cached on disk).
+* ``generative.py``: how good a class-conditional generator is through a classifier of the real data
+  (:func:`class_fidelity`, :func:`frechet_distance` on :func:`classifier_features`, :func:`precision_recall`).
 * ``common.py`` (error type, fingerprints) and ``threads.py`` (:func:`configure_threads`).
 """
 
 from .common import EvaluationError, dataset_fingerprint
+from .generative import (
+    class_fidelity,
+    classifier_features,
+    frechet_distance,
+    precision_recall,
+)
 from .protocols import (
     EVAL_AUGMENTATIONS,
     PROTOCOLS,
@@ -53,14 +61,18 @@ __all__ = [
     "Protocol",
     "SoftLabelProtocol",
     "accuracy",
+    "class_fidelity",
+    "classifier_features",
     "configure_threads",
     "dataset_fingerprint",
     "default_test_batch_size",
     "evaluate_synthetic",
+    "frechet_distance",
     "full_data_reference",
     "list_eval_augmentations",
     "list_protocols",
     "load_teacher",
+    "precision_recall",
     "protocol_from_dict",
     "random_subset",
     "random_subset_reference",
