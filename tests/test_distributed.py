@@ -68,6 +68,18 @@ def collectives_result() -> dict[str, Any]:
             "total": sum_across_processes(rank + 0.5, state)}
 
 
+def expert_buffer_result() -> dict[str, Any]:
+    """3 tiny experts (shared out 2 + 1 over two processes, or all on one)."""
+    from latent_distill.objectives.mtt import train_expert_trajectories
+    from latent_distill.representations import RealPool
+
+    generator = torch.Generator().manual_seed(0)
+    real = RealPool(torch.randn(24, 4, 7, 7, generator=generator), torch.arange(3).repeat_interleave(8), 3)
+    buffer = train_expert_trajectories(real, "convnet", {"width": 4, "depth": 1}, num_experts=3, epochs=2,
+                                       batch_size=8, progress=False)
+    return {"trajectories": buffer.trajectories}
+
+
 def _worker(rank: int, world_size: int, port: int, out_dir: str, job: Callable[[], dict[str, Any]]) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
@@ -127,6 +139,12 @@ def test_collectives_sum_and_gather_over_processes(tmp_path):
         assert torch.equal(result["bias_grad"], torch.arange(4.0))  # zeros from the rank without a gradient
         assert torch.equal(result["rows"], torch.arange(10.0).view(5, 2))
         assert result["total"] == 2.0
+
+
+def test_two_process_expert_buffer_equals_one_process(tmp_path):
+    single = expert_buffer_result()
+    for result in run_on_processes(expert_buffer_result, tmp_path):
+        assert torch.equal(result["trajectories"], single["trajectories"])  # experts are keyed by index
 
 
 class FakeState:

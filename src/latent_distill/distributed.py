@@ -24,9 +24,17 @@ T = TypeVar("T")
 
 def shard_bounds(count: int, state: PartialState) -> tuple[int, int]:
     """``[start, stop)`` of this process's contiguous share of ``count`` items."""
-    per_process, remainder = divmod(count, state.num_processes)
-    start = state.process_index * per_process + min(state.process_index, remainder)
-    return start, start + per_process + (1 if state.process_index < remainder else 0)
+    return all_shard_bounds(count, state.num_processes)[state.process_index]
+
+
+def all_shard_bounds(count: int, num_processes: int) -> list[tuple[int, int]]:
+    """Every process's ``[start, stop)`` share of ``count`` items, in process order (shares differ by one at most)."""
+    per_process, remainder = divmod(count, num_processes)
+    bounds = []
+    for index in range(num_processes):
+        start = index * per_process + min(index, remainder)
+        bounds.append((start, start + per_process + (1 if index < remainder else 0)))
+    return bounds
 
 
 def shard(items: Sequence[T], state: PartialState) -> list[T]:
@@ -77,6 +85,13 @@ def sum_across_processes(value: float, state: PartialState) -> float:
     if state.num_processes == 1:
         return value
     return float(reduce(torch.tensor([value], dtype=torch.float64, device=state.device), reduction="sum").item())
+
+
+def min_across_processes(value: int, state: PartialState) -> int:
+    """The smallest of an integer over processes (e.g. what every process has already finished)."""
+    if state.num_processes == 1:
+        return value
+    return -int(reduce(torch.tensor([-value], dtype=torch.int64, device=state.device), reduction="max").item())
 
 
 def sum_gradients_across_processes(parameters: Iterable[torch.Tensor], state: PartialState) -> None:

@@ -175,9 +175,9 @@ class TrajectoryMatching(MatchingObjective):
             return train_expert_trajectories(real, **experts, checkpoint_dir=folder)
 
         cache = Path(work_dir) / "experts" if work_dir is not None else None
-        # With several processes, the main one fills the cache and the others then read it.
-        with PartialState().main_process_first():
-            self.use_buffer(ExpertBuffer.cached(cache, expert_recipe(real, **experts), build))
+        # With several processes the experts are shared out among them (train_expert_trajectories
+        # gathers them); the main process writes the cache entry.
+        self.use_buffer(ExpertBuffer.cached(cache, expert_recipe(real, **experts), build, PartialState()))
 
     def use_buffer(self, buffer: ExpertBuffer) -> None:
         """Matches against ``buffer`` from now on.

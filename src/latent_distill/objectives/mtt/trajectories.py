@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import torch
+from accelerate import PartialState
 from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -32,6 +33,12 @@ from ...checkpointing import (
     atomic_directory,
     atomic_save_safetensors,
     atomic_write_json,
+)
+from ...distributed import (
+    all_gather_rows,
+    all_shard_bounds,
+    min_across_processes,
+    shard_bounds,
 )
 from ...networks import get_network
 from ...representations import RealPool
@@ -186,8 +193,13 @@ class ExpertBuffer:
 
     @classmethod
     def cached(cls, work_dir: Optional[PathLike], recipe: dict[str, Any],
-               build_fn: Callable[[Optional[Path]], "ExpertBuffer"]) -> "ExpertBuffer":
+               build_fn: Callable[[Optional[Path]], "ExpertBuffer"],
+               state: Optional[PartialState] = None) -> "ExpertBuffer":
         """Loads the buffer of ``recipe`` from ``work_dir``, or builds and stores it.
+
+        Every process must call it: the entry is used only when every process can read it, else all
+        of them build together (``build_fn`` may share the experts out) and the main process stores
+        the result.
 
         Args:
             work_dir: folder of cached buffers (``None``: build in memory, store nothing).
@@ -195,25 +207,32 @@ class ExpertBuffer:
             build_fn: builds the buffer; it receives a folder where it may save finished experts
                 to resume from (``None`` without ``work_dir``), e.g.
                 ``lambda folder: train_expert_trajectories(..., checkpoint_dir=folder)``.
+            state: the process state (``None``: ``PartialState()``).
 
         Returns:
-            The buffer.
+            The buffer, the same on every process.
         """
         if work_dir is None:
             return build_fn(None)
+        state = state or PartialState()
         recipe = json.loads(json.dumps(recipe))  # compare as stored: tuples become lists
         folder = Path(work_dir) / f"experts-{recipe.get('network', 'network')}-{recipe_key(recipe)}"
+        buffer = None
         if (folder / RECIPE_FILE).exists():
             try:
                 buffer = cls.load(folder)
             except Exception:  # a corrupt entry is rebuilt
                 buffer = None
-            if buffer is not None and buffer.recipe == recipe:
-                return buffer
+            if buffer is not None and buffer.recipe != recipe:
+                buffer = None
+        if min_across_processes(int(buffer is not None), state) == 1:
+            return buffer
         partial = folder.with_name(folder.name + ".partial")
         buffer = build_fn(partial)
-        buffer.save(folder)
-        shutil.rmtree(partial, ignore_errors=True)
+        if state.is_main_process:
+            buffer.save(folder)
+            shutil.rmtree(partial, ignore_errors=True)
+        state.wait_for_everyone()
         return buffer
 
 
@@ -235,16 +254,21 @@ def _finished_experts(checkpoint_dir: Optional[Path], recipe: dict[str, Any], co
     return finished
 
 
+def expert_network(recipe: dict[str, Any], index: int) -> nn.Module:
+    """The freshly initialised network of expert ``index`` (initialisation keyed by ``(seed, index)``)."""
+    in_channels, resolution = recipe["sample_shape"][0], recipe["sample_shape"][-1]
+    with seeded(recipe["seed"], "expert-init", index):
+        return get_network(recipe["network"], in_channels, recipe["num_classes"], resolution,
+                           **recipe["network_kwargs"])
+
+
 def train_expert(real: RealPool, recipe: dict[str, Any], index: int) -> torch.Tensor:
     """Trains expert ``index`` of ``recipe``; returns its ``(epochs + 1, num_params)`` trajectory.
 
     The initialisation, the data order and the augmentation are keyed by ``(seed, index, epoch)``,
     so an expert is the same whether it is trained alone or among others.
     """
-    in_channels, resolution = recipe["sample_shape"][0], recipe["sample_shape"][-1]
-    with seeded(recipe["seed"], "expert-init", index):
-        network = get_network(recipe["network"], in_channels, recipe["num_classes"], resolution,
-                              **recipe["network_kwargs"])
+    network = expert_network(recipe, index)
     network.train()
     layout = ParameterLayout.of(network)
     augment = DifferentiableSiameseAugmentation(recipe["augmentation"]) if recipe["augmentation"] else None
@@ -265,8 +289,13 @@ def train_expert(real: RealPool, recipe: dict[str, Any], index: int) -> torch.Te
 
 def train_expert_trajectories(real: RealPool, network: str, network_kwargs: dict, num_experts: int, epochs: int,
                               lr: float = 0.01, batch_size: int = 256, augment: Optional[str] = None, seed: int = 0,
-                              progress: bool = True, checkpoint_dir: Optional[PathLike] = None) -> ExpertBuffer:
+                              progress: bool = True, checkpoint_dir: Optional[PathLike] = None,
+                              state: Optional[PartialState] = None) -> ExpertBuffer:
     """Trains ``num_experts`` networks on all of ``real`` and records their trajectories (MTT's buffer).
+
+    With several processes the experts still to train are shared out (each process trains a
+    contiguous share) and gathered, so every process returns the same buffer; an expert is keyed by
+    its index, so the buffer does not depend on the number of processes.
 
     Args:
         real: real samples of the matching space (images or latents).
@@ -278,9 +307,10 @@ def train_expert_trajectories(real: RealPool, network: str, network_kwargs: dict
         batch_size: minibatch size.
         augment: DSA strategy applied to every minibatch (per-sample parameters), or ``None``.
         seed: seed of initialisations, data order and augmentation.
-        progress: show a progress bar over experts.
+        progress: show a progress bar over this process's experts.
         checkpoint_dir: folder where each finished expert is saved; experts already there (same
             recipe, any number of experts) are loaded instead of trained.
+        state: the process state (``None``: ``PartialState()``); every process must call this.
 
     Returns:
         The :class:`ExpertBuffer`.
@@ -290,18 +320,29 @@ def train_expert_trajectories(real: RealPool, network: str, network_kwargs: dict
     """
     if num_experts < 1 or epochs < 1:
         raise ExpertBufferError(f"num_experts and epochs must be at least 1, got {num_experts} and {epochs}.")
+    state = state or PartialState()
     recipe = expert_recipe(real, network, network_kwargs, num_experts, epochs, lr, batch_size, augment, seed)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    trajectories = _finished_experts(checkpoint_dir, recipe, num_experts)
-    if checkpoint_dir is not None:
+    # Every process agrees on how many experts are finished (the folder may be local to each machine).
+    finished = _finished_experts(checkpoint_dir, recipe, num_experts)
+    done = min_across_processes(len(finished), state)
+    finished = finished[:done]
+    if checkpoint_dir is not None and state.is_main_process:
         atomic_write_json(recipe, checkpoint_dir / RECIPE_FILE)
-    with tqdm(total=num_experts, initial=len(trajectories), disable=not progress, leave=False,
-              desc=f"experts {network}") as bar:
-        for index in range(len(trajectories), num_experts):
-            trajectory = train_expert(real, recipe, index)
-            if checkpoint_dir is not None:
-                atomic_save_safetensors({"trajectory": trajectory}, _expert_file(checkpoint_dir, index))
-            trajectories.append(trajectory)
-            bar.update(1)
-    return ExpertBuffer(torch.stack(trajectories), recipe)
-
+    start, stop = shard_bounds(num_experts - done, state)
+    mine = range(done + start, done + stop)
+    local = []
+    for index in tqdm(mine, disable=not progress, leave=False, desc=f"experts {network}"):
+        trajectory = train_expert(real, recipe, index)
+        if checkpoint_dir is not None:
+            atomic_save_safetensors({"trajectory": trajectory}, _expert_file(checkpoint_dir, index))
+        local.append(trajectory)
+    if done < num_experts:
+        if local:
+            local_stack = torch.stack(local)
+        else:  # a process with no expert to train still takes part in the gather
+            local_stack = torch.empty((0, epochs + 1, ParameterLayout.of(expert_network(recipe, 0)).numel))
+        bounds = [(done + start, done + stop) for start, stop in all_shard_bounds(num_experts - done,
+                                                                                    state.num_processes)]
+        finished += list(all_gather_rows(local_stack, bounds, state))
+    return ExpertBuffer(torch.stack(finished), recipe)
