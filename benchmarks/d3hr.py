@@ -15,7 +15,7 @@
 
 Writes ``benchmarks/results/d3hr.json`` / ``.md`` and ``d3hr_speed.json`` / ``.md``.
 
-    python benchmarks/d3hr.py [--fit_per_class 200] [--runs 3]
+    python -m benchmarks.d3hr [--fit_per_class 200] [--runs 3]
 """
 
 from __future__ import annotations
@@ -26,15 +26,6 @@ import time
 from typing import Any, Callable
 
 import torch
-from results_io import (
-    ROOT,
-    has_record,
-    load_records,
-    markdown_table,
-    peak_rss_mb,
-    upsert_record,
-    write_markdown,
-)
 
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRConfig, D3HRPipeline
 from latent_distill.checkpointing import load_state, save_state
@@ -55,6 +46,16 @@ from latent_distill.evaluation import (
     evaluate_synthetic,
     random_subset,
     train_teacher,
+)
+
+from .results_io import (
+    ROOT,
+    has_record,
+    load_records,
+    markdown_table,
+    peak_rss_mb,
+    upsert_record,
+    write_markdown,
 )
 
 STATE = ROOT / "runs" / "d3hr-benchmark" / "fit.pt"

@@ -9,10 +9,10 @@ References, measured with exactly the same protocol object as the methods they s
 ``random-subset`` at every number of images per class that a method uses (its same-storage and
 same-count budgets) and ``full-data`` (the whole training set; fewer epochs, recorded).
 
-    python benchmarks/quality.py                 # full matrix: every method (days on 2 cores, resumable)
-    python benchmarks/quality.py --only methods --methods ld3m-dm --ipcs 10 --budgets count --iterations 50
-    python benchmarks/quality.py --quick         # minutes: smoke check, writes quality-quick.json
-    python benchmarks/quality.py --only references
+    python -m benchmarks.quality                 # full matrix: every method (days on 2 cores, resumable)
+    python -m benchmarks.quality --only methods --methods ld3m-dm --ipcs 10 --budgets count --iterations 50
+    python -m benchmarks.quality --quick         # minutes: smoke check, writes quality-quick.json
+    python -m benchmarks.quality --only references
 """
 
 from __future__ import annotations
@@ -23,19 +23,6 @@ import time
 from typing import Any, Callable, Optional
 
 import torch
-from reference_loop import reference_loop
-from results_io import (
-    ROOT,
-    has_record,
-    load_records,
-    markdown_table,
-    peak_rss_mb,
-    replace_section,
-    reset_peak_rss,
-    upsert_record,
-    window_peak_rss_mb,
-    write_markdown,
-)
 
 from latent_distill import (
     DEFAULT_PIPELINE_PATH,
@@ -49,6 +36,20 @@ from latent_distill import (
     uint8_to_float,
 )
 from latent_distill.evaluation import configure_threads, full_data_reference
+
+from .reference_loop import reference_loop
+from .results_io import (
+    ROOT,
+    has_record,
+    load_records,
+    markdown_table,
+    peak_rss_mb,
+    replace_section,
+    reset_peak_rss,
+    upsert_record,
+    window_peak_rss_mb,
+    write_markdown,
+)
 
 CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs", "augmentation", "subsets", "iterations")
 # The published Fashion-MNIST random-subset figures (DC paper, ConvNet-3, hard labels) were trained
