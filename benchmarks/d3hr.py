@@ -48,12 +48,11 @@ from latent_distill.evaluation import (
     train_teacher,
 )
 
+from . import cells
 from .results_io import (
     ROOT,
-    has_record,
     load_records,
     markdown_table,
-    peak_rss_mb,
     upsert_record,
     write_markdown,
 )
@@ -131,15 +130,9 @@ def evaluate_cell(images: torch.Tensor, labels: torch.Tensor, test, protocol, te
 
 
 def run_cell(fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
-    key = {k: fields.get(k) for k in CELL_KEY}
-    if not redo and has_record("d3hr", **key):
-        print(f"skip (done): {key}")
-        return
-    record = {"benchmark": "d3hr", "dataset": "fashion-mnist", "budget": "count", **fields, **compute(),
-              "peak_rss_mb": peak_rss_mb()}
-    upsert_record("d3hr", record, CELL_KEY)
-    print(f"{record['variant']} ipc {record['ipc']} {record['protocol']}: {record['acc_mean']} ± {record['acc_std']}",
-          flush=True)
+    """Runs one cell (IPC images per class) with :func:`~benchmarks.cells.run_cell`, untimed."""
+    cells.run_cell("d3hr", {"budget": "count", **fields}, compute, CELL_KEY, redo=redo, timed=False,
+                   summary="{variant} ipc {ipc} {protocol}: {acc_mean} ± {acc_std}")
 
 
 def quality_cells(pipe, fitted, train, test, teacher, args) -> None:

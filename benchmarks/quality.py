@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from typing import Any, Callable, Optional
 
 import torch
@@ -37,16 +36,14 @@ from latent_distill import (
 )
 from latent_distill.evaluation import configure_threads, full_data_reference
 
+from . import cells
 from .reference_loop import reference_loop
 from .results_io import (
     ROOT,
-    has_record,
     load_records,
     markdown_table,
-    peak_rss_mb,
     replace_section,
     reset_peak_rss,
-    upsert_record,
     window_peak_rss_mb,
     write_markdown,
 )
@@ -135,22 +132,16 @@ def evaluate_cell(settings: Settings, images: torch.Tensor, labels: torch.Tensor
 
 
 def run_cell(settings: Settings, fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
+    """Runs one cell with :func:`~benchmarks.cells.run_cell`, found again by its key fields (the
+    protocol settings it leaves out take the benchmark's defaults)."""
     key_fields = {"method": fields["method"], "ipc": fields["ipc"], "budget": fields["budget"], "protocol": "hard",
                   "arch": fields.get("arch", "convnet-3"), "eval_epochs": fields.get("eval_epochs", settings.eval_epochs),
                   "augmentation": fields.get("augmentation", "dsa")}
     for optional in ("subsets", "iterations"):
         if optional in fields:
             key_fields[optional] = fields[optional]
-    if not redo and has_record(settings.benchmark, **key_fields):
-        print(f"skip (done): {key_fields}")
-        return
-    started = time.time()
-    record = {"benchmark": settings.benchmark, "dataset": "fashion-mnist", **fields, **compute()}
-    record["cell_seconds"] = round(time.time() - started, 1)
-    record["peak_rss_mb"] = peak_rss_mb()
-    upsert_record(settings.benchmark, record, CELL_KEY)
-    print(f"{record['method']} ipc {record['ipc']} {record['budget']}: {record['acc_mean']} ± {record['acc_std']}",
-          flush=True)
+    cells.run_cell(settings.benchmark, fields, compute, CELL_KEY, redo=redo, lookup=key_fields,
+                   summary="{method} ipc {ipc} {budget}: {acc_mean} ± {acc_std}")
 
 
 def reference_cells(settings: Settings, train, test, redo: bool) -> None:
