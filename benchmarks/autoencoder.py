@@ -5,7 +5,7 @@ ConvNet-3 trained on the real training images gets on the original test images v
 reconstructions. Writes ``benchmarks/results/autoencoder.json`` / ``.md`` and renders
 ``model_cards/fashion-mnist-autoencoder.md`` (also copied next to the weights as ``README.md``).
 
-    python benchmarks/autoencoder.py [--classifier_epochs 5]
+    python -m benchmarks.autoencoder [--classifier_epochs 5]
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
-from results_io import (
+
+from latent_distill.checkpointing import atomic_write_text
+from latent_distill.codec import LatentCodec
+from latent_distill.data import fashion_mnist_tensors, uint8_to_float
+from latent_distill.default_models import DEFAULT_PIPELINE_PATH
+from latent_distill.evaluation import HardLabelProtocol, accuracy, train_teacher
+
+from .results_io import (
     ROOT,
     markdown_table,
     peak_rss_mb,
@@ -26,12 +33,6 @@ from results_io import (
     upsert_record,
     write_markdown,
 )
-
-from latent_distill.checkpointing import atomic_write_text
-from latent_distill.codec import LatentCodec
-from latent_distill.data import fashion_mnist_tensors, uint8_to_float
-from latent_distill.default_models import DEFAULT_PIPELINE_PATH
-from latent_distill.evaluation import HardLabelProtocol, accuracy, train_teacher
 
 CARD = ROOT / "model_cards" / "fashion-mnist-autoencoder.md"
 
@@ -88,7 +89,7 @@ bf16 autocast, on 2 CPU cores: {summary.get('train_seconds', 0) / 60:.0f} minute
 
 ## Quality on the test set (10,000 images)
 
-Measured by `python benchmarks/autoencoder.py` (reconstruction from the posterior mean; the classifier
+Measured by `python -m benchmarks.autoencoder` (reconstruction from the posterior mean; the classifier
 is a ConvNet-3, width 128, instance norm, trained {record['classifier_epochs']} epochs on the real training images):
 
 {table}

@@ -15,7 +15,7 @@
 
 Writes ``benchmarks/results/d3hr.json`` / ``.md`` and ``d3hr_speed.json`` / ``.md``.
 
-    python benchmarks/d3hr.py [--fit_per_class 200] [--runs 3]
+    python -m benchmarks.d3hr [--fit_per_class 200] [--runs 3]
 """
 
 from __future__ import annotations
@@ -26,15 +26,6 @@ import time
 from typing import Any, Callable
 
 import torch
-from results_io import (
-    ROOT,
-    has_record,
-    load_records,
-    markdown_table,
-    peak_rss_mb,
-    upsert_record,
-    write_markdown,
-)
 
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRConfig, D3HRPipeline
 from latent_distill.checkpointing import load_state, save_state
@@ -55,6 +46,15 @@ from latent_distill.evaluation import (
     evaluate_synthetic,
     random_subset,
     train_teacher,
+)
+
+from . import cells
+from .results_io import (
+    ROOT,
+    load_records,
+    markdown_table,
+    upsert_record,
+    write_markdown,
 )
 
 STATE = ROOT / "runs" / "d3hr-benchmark" / "fit.pt"
@@ -130,15 +130,9 @@ def evaluate_cell(images: torch.Tensor, labels: torch.Tensor, test, protocol, te
 
 
 def run_cell(fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
-    key = {k: fields.get(k) for k in CELL_KEY}
-    if not redo and has_record("d3hr", **key):
-        print(f"skip (done): {key}")
-        return
-    record = {"benchmark": "d3hr", "dataset": "fashion-mnist", "budget": "count", **fields, **compute(),
-              "peak_rss_mb": peak_rss_mb()}
-    upsert_record("d3hr", record, CELL_KEY)
-    print(f"{record['variant']} ipc {record['ipc']} {record['protocol']}: {record['acc_mean']} ± {record['acc_std']}",
-          flush=True)
+    """Runs one cell (IPC images per class) with :func:`~benchmarks.cells.run_cell`, untimed."""
+    cells.run_cell("d3hr", {"budget": "count", **fields}, compute, CELL_KEY, redo=redo, timed=False,
+                   summary="{variant} ipc {ipc} {protocol}: {acc_mean} ± {acc_std}")
 
 
 def quality_cells(pipe, fitted, train, test, teacher, args) -> None:

@@ -1,7 +1,7 @@
 """Peak RSS and time of encoding Fashion-MNIST's training images with the shipped autoencoder.
 
-    python benchmarks/encoding_memory.py               # all 60,000 images
-    python benchmarks/encoding_memory.py --limit 2000  # a quick check
+    python -m benchmarks.encoding_memory               # all 60,000 images
+    python -m benchmarks.encoding_memory --limit 2000  # a quick check
 
 Records (``benchmarks/results/encoding_memory.json`` / ``.md``, keyed by image count): peak_rss_mb (peak resident set of the whole process, from
 ``resource.getrusage``), seconds (encoding only), and, to read the peak against, the RSS peak before
@@ -14,7 +14,6 @@ import json
 import time
 
 import torch
-from results_io import markdown_table, peak_rss_mb, upsert_record, write_markdown
 
 from latent_distill import (
     DEFAULT_PIPELINE_PATH,
@@ -23,6 +22,8 @@ from latent_distill import (
 )
 from latent_distill.codec import LatentCodec
 from latent_distill.data import uint8_to_float
+
+from .results_io import markdown_table, peak_rss_mb, upsert_record, write_markdown
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ ConvNet-3, 300 epochs, DSA), measured side by side in one run.
 Writes ``benchmarks/results/evaluation_speed.json`` / ``.md`` with the seconds, accuracy and the
 speed-up ratio against the baseline.
 
-    python benchmarks/evaluation_speed.py [--threads 2]
+    python -m benchmarks.evaluation_speed [--threads 2]
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 
 import torch
-from reference_loop import reference_loop
-from results_io import markdown_table, peak_rss_mb, upsert_record, write_markdown
 
 from latent_distill import (
     HardLabelProtocol,
@@ -28,6 +26,9 @@ from latent_distill import (
 )
 from latent_distill.data import uint8_to_float
 from latent_distill.evaluation import configure_threads
+
+from .reference_loop import reference_loop
+from .results_io import markdown_table, peak_rss_mb, upsert_record, write_markdown
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ Writes ``benchmarks/results/latent_diffusion.json`` / ``.md``, the grid
 ``model_cards/fashion-mnist-dit-samples.png`` and the card ``model_cards/fashion-mnist-dit.md``
 (also merged into the pipeline folder's ``README.md``).
 
-    python benchmarks/latent_diffusion.py [--per_class 50] [--guidance 1 2 4]
+    python -m benchmarks.latent_diffusion [--per_class 50] [--guidance 1 2 4]
 """
 
 from __future__ import annotations
@@ -24,14 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from results_io import (
-    ROOT,
-    load_records,
-    markdown_table,
-    peak_rss_mb,
-    upsert_record,
-    write_markdown,
-)
 
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRPipeline
 from latent_distill.checkpointing import atomic_file, atomic_write_text
@@ -45,6 +37,15 @@ from latent_distill.data import (
 from latent_distill.diffusion import GuidedDenoiser, ddim_regenerate, ddim_schedulers
 from latent_distill.evaluation import accuracy, configure_threads, train_teacher
 from latent_distill.seeding import generator_for
+
+from .results_io import (
+    ROOT,
+    load_records,
+    markdown_table,
+    peak_rss_mb,
+    upsert_record,
+    write_markdown,
+)
 
 CARD = ROOT / "model_cards" / "fashion-mnist-dit.md"
 GRID = ROOT / "model_cards" / "fashion-mnist-dit-samples.png"

@@ -15,7 +15,7 @@ data loaded), and their difference (what the iterations add).
 
 Writes ``benchmarks/results/ld3m_cost.json`` / ``.md``.
 
-    python benchmarks/ld3m_cost.py [--pipeline DIR] [--iterations 2]
+    python -m benchmarks.ld3m_cost [--pipeline DIR] [--iterations 2]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from results_io import (
+from .results_io import (
     current_rss_mb,
     load_records,
     markdown_table,
@@ -110,7 +110,7 @@ def main() -> None:
         print(json.dumps(run_cell(args.pipeline, ipc, num_steps, bool(chunked), args.iterations)))
         return
     for ipc, num_steps, chunked in CELLS:
-        result = subprocess.run([sys.executable, __file__, "--pipeline", args.pipeline, "--iterations",
+        result = subprocess.run([sys.executable, "-m", __spec__.name, "--pipeline", args.pipeline, "--iterations",
                                  str(args.iterations), "--cell", str(ipc), str(num_steps), str(int(chunked))],
                                 capture_output=True, text=True, check=True)
         measured = json.loads(result.stdout.strip().splitlines()[-1])

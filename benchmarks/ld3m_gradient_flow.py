@@ -14,7 +14,7 @@ batches and the augmentation; the seeds are the same for every K and skip form).
 Writes ``benchmarks/results/ld3m_gradient_flow.json`` / ``.md`` / ``.png`` (the plot, log-log, is drawn
 with PIL; matplotlib is not a dependency). The markdown and the plot are generated from the JSON.
 
-    python benchmarks/ld3m_gradient_flow.py [--pipeline DIR] [--steps 5 10 20 40] [--seeds 3]
+    python -m benchmarks.ld3m_gradient_flow [--pipeline DIR] [--steps 5 10 20 40] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from results_io import (
+from .results_io import (
     RESULTS,
     load_records,
     markdown_table,

@@ -8,7 +8,7 @@ after the other in one invocation, and the ratio pairs each latent figure with i
 
 Writes ``benchmarks/results/objective_speed.json`` / ``.md``.
 
-    python benchmarks/objective_speed.py [--dm_iterations 20] [--dc_iterations 2]
+    python -m benchmarks.objective_speed [--dm_iterations 20] [--dc_iterations 2]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from results_io import ROOT, markdown_table, peak_rss_mb, upsert_record, write_markdown
+from .results_io import ROOT, markdown_table, peak_rss_mb, upsert_record, write_markdown
 
 PAIRS = {
     "dm": ("latent-dm", "pixel-dm"),
@@ -99,7 +99,8 @@ def main() -> None:
     for objective in args.only:
         figures = {}
         for method in PAIRS[objective]:
-            completed = subprocess.run([sys.executable, __file__, "--child", objective, method, str(steps[objective])],
+            completed = subprocess.run([sys.executable, "-m", __spec__.name, "--child", objective, method,
+                                        str(steps[objective])],
                                        capture_output=True, text=True, cwd=ROOT, env={"OMP_NUM_THREADS": "1",
                                                                                       **_environment()})
             if completed.returncode != 0:

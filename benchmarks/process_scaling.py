@@ -7,7 +7,7 @@ compares the distilled latents bit for bit.
 
 Writes ``benchmarks/results/process_scaling.json`` / ``.md``.
 
-    python benchmarks/process_scaling.py [--iterations 100]
+    python -m benchmarks.process_scaling [--iterations 100]
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from results_io import ROOT, markdown_table, upsert_record, write_markdown
+
+from .results_io import ROOT, markdown_table, upsert_record, write_markdown
 
 
 def run(processes: int, iterations: int, work: Path) -> tuple[float, list]:

@@ -9,33 +9,19 @@ References, measured with exactly the same protocol object as the methods they s
 ``random-subset`` at every number of images per class that a method uses (its same-storage and
 same-count budgets) and ``full-data`` (the whole training set; fewer epochs, recorded).
 
-    python benchmarks/quality.py                 # full matrix: every method (days on 2 cores, resumable)
-    python benchmarks/quality.py --only methods --methods ld3m-dm --ipcs 10 --budgets count --iterations 50
-    python benchmarks/quality.py --quick         # minutes: smoke check, writes quality-quick.json
-    python benchmarks/quality.py --only references
+    python -m benchmarks.quality                 # full matrix: every method (days on 2 cores, resumable)
+    python -m benchmarks.quality --only methods --methods ld3m-dm --ipcs 10 --budgets count --iterations 50
+    python -m benchmarks.quality --quick         # minutes: smoke check, writes quality-quick.json
+    python -m benchmarks.quality --only references
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from typing import Any, Callable, Optional
 
 import torch
-from reference_loop import reference_loop
-from results_io import (
-    ROOT,
-    has_record,
-    load_records,
-    markdown_table,
-    peak_rss_mb,
-    replace_section,
-    reset_peak_rss,
-    upsert_record,
-    window_peak_rss_mb,
-    write_markdown,
-)
 
 from latent_distill import (
     DEFAULT_PIPELINE_PATH,
@@ -49,6 +35,18 @@ from latent_distill import (
     uint8_to_float,
 )
 from latent_distill.evaluation import configure_threads, full_data_reference
+
+from . import cells
+from .reference_loop import reference_loop
+from .results_io import (
+    ROOT,
+    load_records,
+    markdown_table,
+    replace_section,
+    reset_peak_rss,
+    window_peak_rss_mb,
+    write_markdown,
+)
 
 CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs", "augmentation", "subsets", "iterations")
 # The published Fashion-MNIST random-subset figures (DC paper, ConvNet-3, hard labels) were trained
@@ -134,22 +132,16 @@ def evaluate_cell(settings: Settings, images: torch.Tensor, labels: torch.Tensor
 
 
 def run_cell(settings: Settings, fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
+    """Runs one cell with :func:`~benchmarks.cells.run_cell`, found again by its key fields (the
+    protocol settings it leaves out take the benchmark's defaults)."""
     key_fields = {"method": fields["method"], "ipc": fields["ipc"], "budget": fields["budget"], "protocol": "hard",
                   "arch": fields.get("arch", "convnet-3"), "eval_epochs": fields.get("eval_epochs", settings.eval_epochs),
                   "augmentation": fields.get("augmentation", "dsa")}
     for optional in ("subsets", "iterations"):
         if optional in fields:
             key_fields[optional] = fields[optional]
-    if not redo and has_record(settings.benchmark, **key_fields):
-        print(f"skip (done): {key_fields}")
-        return
-    started = time.time()
-    record = {"benchmark": settings.benchmark, "dataset": "fashion-mnist", **fields, **compute()}
-    record["cell_seconds"] = round(time.time() - started, 1)
-    record["peak_rss_mb"] = peak_rss_mb()
-    upsert_record(settings.benchmark, record, CELL_KEY)
-    print(f"{record['method']} ipc {record['ipc']} {record['budget']}: {record['acc_mean']} ± {record['acc_std']}",
-          flush=True)
+    cells.run_cell(settings.benchmark, fields, compute, CELL_KEY, redo=redo, lookup=key_fields,
+                   summary="{method} ipc {ipc} {budget}: {acc_mean} ± {acc_std}")
 
 
 def reference_cells(settings: Settings, train, test, redo: bool) -> None:

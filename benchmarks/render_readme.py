@@ -4,12 +4,14 @@ Each section ``<!-- name:start -->`` ... ``<!-- name:end -->`` receives the body
 ``benchmarks/results/<file>.md`` (its title line dropped). Benchmarks write those files from their
 JSON records, so README numbers are never typed by hand.
 
-    python benchmarks/render_readme.py
+    python -m benchmarks.render_readme
 """
 
 from __future__ import annotations
 
-from results_io import RESULTS, ROOT, replace_section
+import argparse
+
+from .results_io import RESULTS, ROOT, replace_section
 
 SECTIONS = {
     "results": "quality",
@@ -34,6 +36,7 @@ def table_body(name: str) -> str:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     readme = ROOT / "README.md"
     for section, name in SECTIONS.items():
         if (RESULTS / f"{name}.md").exists():

@@ -15,15 +15,13 @@ import json
 import re
 import resource
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+from latent_distill.checkpointing import atomic_write_json, atomic_write_text
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT / "src"))
-
-from latent_distill.checkpointing import atomic_write_json, atomic_write_text  # noqa: E402
 
 
 def git_commit() -> str:

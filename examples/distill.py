@@ -31,7 +31,7 @@ from latent_distill import (
     dataset_to_tensors,
     evaluate_synthetic,
     list_presets,
-    random_subset,
+    random_subset_reference,
     uint8_to_float,
 )
 from latent_distill.data import dataset_id, load_image_classification
@@ -147,9 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
         started = time.time()
         distilled = evaluate_synthetic(uint8_to_float(output.images), output.labels, test, protocol, teacher=teacher,
                                        runs=args.eval_runs, seed=args.seed, torch_compile=args.eval_compile)
-        subset_images, subset_labels = random_subset(train, args.ipc, seed=args.seed)
-        reference = evaluate_synthetic(subset_images, subset_labels, test, protocol, teacher=teacher,
-                                       runs=args.eval_runs, seed=args.seed, torch_compile=args.eval_compile)
+        reference = random_subset_reference(train, test, args.ipc, protocol, teacher=teacher, runs=args.eval_runs,
+                                            seed=args.seed, torch_compile=args.eval_compile)
         same_storage = "same storage" if output.config["budget"] == "storage" else "same count"
         evaluation = [
             distilled.to_row(method=args.method, samples_per_class=summary["samples_per_class"]),

@@ -17,12 +17,13 @@ import torch
 
 from latent_distill import (
     DistilledDataset,
+    EvaluationResult,
     HardLabelProtocol,
     SoftLabelProtocol,
     dataset_to_tensors,
     evaluate_synthetic,
     list_networks,
-    random_subset,
+    random_subset_reference,
     uint8_to_float,
 )
 from latent_distill.data import load_image_classification
@@ -52,6 +53,12 @@ def build_protocol(args: argparse.Namespace, arch: str):
     return SoftLabelProtocol(arch=arch, epochs=args.epochs)
 
 
+def report(arch: str, name: str, result: EvaluationResult, samples_per_class: int, **label: str) -> dict:
+    """Prints one result and returns its table row (``label``: ``method=`` or ``reference=``)."""
+    print(f"{arch:10s} {name:30s} {result}", flush=True)
+    return result.to_row(**label, samples_per_class=samples_per_class)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     distilled = DistilledDataset.from_pretrained(args.distilled)
@@ -68,20 +75,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     images, labels = uint8_to_float(distilled.images), distilled.labels
     per_class = int(torch.bincount(labels).max())
-    candidates = {"distilled": (images, labels, per_class)}
-    candidates["random subset, same storage"] = (*random_subset(train, distilled.ipc, args.seed), distilled.ipc)
+    # Random real subsets of the same storage (IPC images per class) and of the same sample count.
+    references = {"random subset, same storage": distilled.ipc}
     if per_class != distilled.ipc:
-        candidates["random subset, same count"] = (*random_subset(train, per_class, args.seed), per_class)
+        references["random subset, same count"] = per_class
 
     rows = []
     for arch in args.archs:
         protocol = build_protocol(args, arch)
-        for name, (x, y, count) in candidates.items():
-            result = evaluate_synthetic(x, y, test, protocol, runs=args.runs, seed=args.seed, teacher=teacher,
-                                        torch_compile=args.compile)
-            label = {"method": distilled.method} if name == "distilled" else {"reference": name}
-            rows.append(result.to_row(**label, samples_per_class=count))
-            print(f"{arch:10s} {name:30s} {result}", flush=True)
+        options = dict(runs=args.runs, seed=args.seed, teacher=teacher, torch_compile=args.compile)
+        result = evaluate_synthetic(images, labels, test, protocol, **options)
+        rows.append(report(arch, "distilled", result, per_class, method=distilled.method))
+        for name, count in references.items():
+            result = random_subset_reference(train, test, count, protocol, **options)
+            rows.append(report(arch, name, result, count, reference=name))
     print(json.dumps(rows, indent=2, ensure_ascii=False))
     return rows
 

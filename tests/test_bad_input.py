@@ -23,7 +23,6 @@ import io
 import numpy as np
 import pytest
 import torch
-from conftest import make_image_dataset, make_tiny_vae
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
@@ -35,6 +34,7 @@ from latent_distill.data import (
     dataset_to_tensors,
     training_tensors,
 )
+from latent_distill.testing import make_image_dataset, make_tiny_vae
 
 
 def with_labels(labels: list, feature=None) -> Dataset:

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -60,8 +59,8 @@ def test_fingerprint_changes_with_weights(tiny_vae):
 
 def test_fingerprint_is_the_same_in_every_process():
     """The cache is found again by a new run: nothing hash-randomised enters the key."""
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from conftest import make_tiny_vae; "
-            "from latent_distill.codec import LatentCodec; print(LatentCodec(make_tiny_vae(), 28).fingerprint())")
+    code = ("from latent_distill.codec import LatentCodec; from latent_distill.testing import make_tiny_vae; "
+            "print(LatentCodec(make_tiny_vae(), 28).fingerprint())")
     keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300,
                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": seed}).stdout.strip()
             for seed in ("1", "2")}
@@ -71,10 +70,9 @@ def test_fingerprint_is_the_same_in_every_process():
 # Store (or load) a ~200 MB cache entry in a fresh process; loading prints the peak-RSS growth.
 CACHE_SCRIPT = textwrap.dedent("""
     import json, resource, sys, torch
-    sys.path.insert(0, {tests!r})
-    from conftest import make_tiny_vae
     from latent_distill.codec import LatentCache, LatentCodec
     from latent_distill.representations import RealPool
+    from latent_distill.testing import make_tiny_vae
 
     rows = {rows}
     codec, cache = LatentCodec(make_tiny_vae(), 28), LatentCache({root!r})
@@ -102,7 +100,7 @@ def test_loaded_cache_is_memory_mapped_not_read_into_memory(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(store: bool) -> str:
-        script = CACHE_SCRIPT.format(tests=str(Path(__file__).parent), rows=rows, root=str(tmp_path), store=store)
+        script = CACHE_SCRIPT.format(rows=rows, root=str(tmp_path), store=store)
         done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         return done.stdout

@@ -5,12 +5,6 @@ import json
 import datasets
 import pytest
 import torch
-from conftest import (
-    make_dit_scheduler,
-    make_image_dataset,
-    make_tiny_dit,
-    make_tiny_vae,
-)
 from diffusers import DiTTransformer2DModel
 
 from latent_distill import D3HRConfig, D3HRPipeline, DistilledDataset
@@ -30,13 +24,19 @@ from latent_distill.diffusion import (
     ddim_schedulers,
     inversion_timestep,
 )
-
-FAST = dict(num_candidates=64, inversion_steps=5, num_inference_steps=10, batch_size=8)
+from latent_distill.testing import (
+    FAST_D3HR,
+    make_dit_scheduler,
+    make_image_dataset,
+    make_tiny_dit,
+    make_tiny_pipeline,
+    make_tiny_vae,
+)
 
 
 @pytest.fixture
 def pipe() -> D3HRPipeline:
-    return D3HRPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(num_classes=2), scheduler=make_dit_scheduler())
+    return make_tiny_pipeline(D3HRPipeline, num_classes=2)
 
 
 def round_trip(num_inference_steps: int, guidance_scale: float) -> tuple[float, float]:
@@ -168,32 +168,32 @@ def test_group_selection_is_seeded_chunked_and_redrawable():
 
 def test_d3hr_end_to_end_reproducible_and_ipc_one(pipe):
     data = make_image_dataset(num_per_class=6)
-    out = pipe(data, **FAST, ipc=3)
+    out = pipe(data, **FAST_D3HR, ipc=3)
     assert out.images.shape == (6, 1, 28, 28) and out.images.dtype == torch.uint8
     assert out.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert out.gaussians["mean"].shape == (2, 4 * 7 * 7)
     assert out.gaussians["timestep"] == inversion_timestep(ddim_schedulers(pipe.scheduler, 10)[1], 5)
-    again = pipe.sample(config=D3HRConfig(**FAST, ipc=3))
+    again = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=3))
     assert torch.equal(again.images, out.images)
-    from_stored = pipe.sample(config=D3HRConfig(**FAST, ipc=3), stored_groups=out.gaussians)
+    from_stored = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=3), stored_groups=out.gaussians)
     assert torch.equal(from_stored.latents, out.latents)
-    one = pipe.sample(config=D3HRConfig(**FAST, ipc=1))
+    one = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=1))
     assert one.images.shape == (2, 1, 28, 28) and torch.isfinite(one.latents).all()
-    other_seed = pipe.sample(config=D3HRConfig(**FAST, ipc=3, seed=1))
+    other_seed = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=3, seed=1))
     assert not torch.equal(other_seed.latents, out.latents)
 
 
 def test_d3hr_ddpm_noising_and_subsampled_fit(pipe):
     data = make_image_dataset(num_per_class=6)
-    gaussians = pipe.fit(data, D3HRConfig(**FAST, noising="ddpm", max_samples_per_class=4))
+    gaussians = pipe.fit(data, D3HRConfig(**FAST_D3HR, noising="ddpm", max_samples_per_class=4))
     assert gaussians.counts.tolist() == [4, 4]
-    again = pipe.fit(data, D3HRConfig(**FAST, noising="ddpm", max_samples_per_class=4))
+    again = pipe.fit(data, D3HRConfig(**FAST_D3HR, noising="ddpm", max_samples_per_class=4))
     assert torch.equal(gaussians.mean, again.mean)
 
 
 def test_fit_resumes_from_per_class_checkpoints(pipe, tmp_path):
     data = make_image_dataset(num_per_class=5)
-    config = D3HRConfig(**FAST)
+    config = D3HRConfig(**FAST_D3HR)
     full = pipe.fit(data, config)
     pipe.fit(data, config, checkpoint_dir=tmp_path)
     state = torch.load(tmp_path / "d3hr-fit-0.pt", weights_only=False)
@@ -212,7 +212,7 @@ def test_fit_resumes_from_per_class_checkpoints(pipe, tmp_path):
 
 
 def test_d3hr_storage_round_trips_through_load_dataset(pipe, tmp_path):
-    out = pipe(make_image_dataset(num_per_class=6), **FAST, ipc=2)
+    out = pipe(make_image_dataset(num_per_class=6), **FAST_D3HR, ipc=2)
     distilled = out.to_distilled_dataset()
     assert distilled.stored_representation == "gaussians"
     distilled.save_pretrained(tmp_path / "set")
@@ -221,7 +221,7 @@ def test_d3hr_storage_round_trips_through_load_dataset(pipe, tmp_path):
     images = datasets.load_dataset(str(tmp_path / "set"), "images", split="train")
     assert len(images) == 4
     reloaded = DistilledDataset.from_pretrained(tmp_path / "set")
-    regenerated = pipe.sample(config=D3HRConfig(**FAST, ipc=2), stored_groups=reloaded.gaussians)
+    regenerated = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=2), stored_groups=reloaded.gaussians)
     assert torch.equal(regenerated.images, out.images)
 
 
@@ -241,7 +241,7 @@ def test_d3hr_pipeline_loads_a_dit_xl_style_repo(tmp_path):
     }))
     pipe = D3HRPipeline.from_pretrained(tmp_path)
     assert isinstance(pipe.transformer, DiTTransformer2DModel) and pipe.transformer.config.out_channels == 8
-    out = pipe(make_image_dataset(num_per_class=4), **FAST, ipc=2)
+    out = pipe(make_image_dataset(num_per_class=4), **FAST_D3HR, ipc=2)
     assert out.latents.shape == (4, 4, 7, 7)
 
 
@@ -260,7 +260,7 @@ def test_frozen_models_follow_accelerate_mixed_precision(pipe, monkeypatch):
     with pytest.raises(PrecisionError, match="bf16"):
         frozen_model_dtype("fp8")
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    out = pipe(make_image_dataset(num_per_class=4), **FAST, ipc=2)
+    out = pipe(make_image_dataset(num_per_class=4), **FAST_D3HR, ipc=2)
     assert pipe.vae.dtype == torch.bfloat16 and pipe.transformer.dtype == torch.bfloat16
     # What is fitted, selected and stored stays float32.
     assert out.latents.dtype == torch.float32 and out.gaussians["mean"].dtype == torch.float32

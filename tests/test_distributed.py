@@ -2,14 +2,13 @@
 
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.multiprocessing as mp
 
-from latent_distill import D3HRConfig, D3HRPipeline, LatentDistillationPipeline
+from latent_distill import D3HRConfig, D3HRPipeline
 from latent_distill.distributed import (
     all_gather_rows,
     batch_aligned_bounds,
@@ -18,23 +17,15 @@ from latent_distill.distributed import (
     sum_gradients_across_processes,
 )
 from latent_distill.presets import config_for_method
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import (  # noqa: E402
-    make_dit_scheduler,
-    make_image_dataset,
-    make_tiny_dit,
-    make_tiny_vae,
-)
+from latent_distill.testing import FAST_D3HR, make_image_dataset, make_tiny_pipeline
 
 CONFIG = dict(ipc=1, iterations=6, batch_real=10, learning_rate=0.05, network_kwargs={"width": 16})
 # 3 classes over 2 processes (shares of 2 and 1 classes); batches of 4 split classes and the encoding.
-D3HR = dict(ipc=2, num_candidates=64, inversion_steps=5, num_inference_steps=10, batch_size=4)
+D3HR = dict(FAST_D3HR, ipc=2, batch_size=4)
 
 
 def distil(cache_dir=None):
-    pipe = LatentDistillationPipeline(vae=make_tiny_vae())
-    pipe.set_progress_bar_config(disable=True)
+    pipe = make_tiny_pipeline()
     dataset = make_image_dataset(num_per_class=10, num_classes=3)
     return pipe(dataset, config_for_method("latent-dm", **CONFIG), cache_dir=cache_dir)
 
@@ -45,8 +36,7 @@ def latent_dm_result() -> dict[str, Any]:
 
 
 def d3hr_result() -> dict[str, Any]:
-    pipe = D3HRPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(num_classes=3), scheduler=make_dit_scheduler())
-    pipe.set_progress_bar_config(disable=True)
+    pipe = make_tiny_pipeline(D3HRPipeline, num_classes=3)
     output = pipe(make_image_dataset(num_per_class=6, num_classes=3), D3HRConfig(**D3HR))
     return {"images": output.images, "latents": output.latents, "labels": output.labels, **output.gaussians}
 

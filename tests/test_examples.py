@@ -5,10 +5,16 @@ import json
 from pathlib import Path
 
 import datasets
+import pytest
 import torch
-from conftest import make_image_dataset
 
 from latent_distill import DistilledDataset, LatentDistillationPipeline
+from latent_distill.testing import (
+    make_image_dataset,
+    make_tiny_dit,
+    make_tiny_pipeline,
+    make_tiny_vae,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -20,12 +26,18 @@ def load_example(name: str):
     return module
 
 
+def write_dataset(folder: Path, **splits: datasets.Dataset) -> Path:
+    """Writes each split as ``folder/<split>.parquet``, a local dataset the examples' ``--dataset`` reads."""
+    folder.mkdir()
+    for split, dataset in splits.items():
+        dataset.to_parquet(str(folder / f"{split}.parquet"))
+    return folder
+
+
 def test_distill_example_writes_an_evaluated_hub_folder(tiny_vae, tmp_path):
     LatentDistillationPipeline(vae=tiny_vae).save_pretrained(tmp_path / "pipeline")
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    make_image_dataset(num_per_class=10, seed=0).to_parquet(str(data_dir / "train.parquet"))
-    make_image_dataset(num_per_class=5, seed=1).to_parquet(str(data_dir / "test.parquet"))
+    data_dir = write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=10, seed=0),
+                             test=make_image_dataset(num_per_class=5, seed=1))
 
     summary = load_example("distill").main([
         "--pretrained", str(tmp_path / "pipeline"), "--dataset", str(data_dir), "--ipc", "1",
@@ -56,15 +68,9 @@ def test_distill_example_writes_an_evaluated_hub_folder(tiny_vae, tmp_path):
 def save_dit_pipeline_and_data(tmp_path: Path) -> Path:
     """Saves a tiny VAE + DiT pipeline to ``tmp_path/pipeline`` and a 2-class parquet dataset
     (6 train / 3 test images per class); returns the data folder."""
-    from conftest import make_dit_scheduler, make_tiny_dit, make_tiny_vae
-
-    LatentDistillationPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(num_classes=2),
-                               scheduler=make_dit_scheduler()).save_pretrained(tmp_path / "pipeline")
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    make_image_dataset(num_per_class=6, seed=0).to_parquet(str(data_dir / "train.parquet"))
-    make_image_dataset(num_per_class=3, seed=1).to_parquet(str(data_dir / "test.parquet"))
-    return data_dir
+    make_tiny_pipeline(num_classes=2).save_pretrained(tmp_path / "pipeline")
+    return write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=6, seed=0),
+                         test=make_image_dataset(num_per_class=3, seed=1))
 
 
 def test_distill_example_runs_d3hr_with_the_soft_label_protocol(tmp_path):
@@ -95,26 +101,19 @@ def test_distill_example_runs_ld3m_and_the_saved_set_rerenders_with_the_recorded
 
 
 def test_distill_example_explains_a_missing_denoiser(tiny_vae, tmp_path):
-    import pytest
-
     LatentDistillationPipeline(vae=tiny_vae).save_pretrained(tmp_path / "pipeline")
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    make_image_dataset(num_per_class=3).to_parquet(str(data_dir / "train.parquet"))
-    make_image_dataset(num_per_class=3).to_parquet(str(data_dir / "test.parquet"))
+    data_dir = write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=3),
+                             test=make_image_dataset(num_per_class=3))
     with pytest.raises(SystemExit, match="no class-conditional denoiser"):
         load_example("distill").main(["--method", "d3hr", "--pretrained", str(tmp_path / "pipeline"),
                                       "--dataset", str(data_dir), "--no_eval", "--output_dir", str(tmp_path / "o")])
 
 
 def test_train_latent_diffusion_resumes_exactly_and_ships_a_pipeline(tmp_path):
-    from conftest import make_tiny_dit, make_tiny_vae
     from diffusers import DDIMScheduler, DiTTransformer2DModel
     from safetensors.torch import load_file
 
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    make_image_dataset(num_per_class=4).to_parquet(str(data_dir / "train.parquet"))
+    data_dir = write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=4))
     make_tiny_dit(num_classes=2).save_pretrained(tmp_path / "dit")
     script = load_example("train_latent_diffusion")
 
@@ -152,12 +151,7 @@ def test_train_latent_diffusion_resumes_exactly_and_ships_a_pipeline(tmp_path):
 
 
 def test_train_latent_diffusion_rejects_a_dit_with_too_few_classes(tmp_path):
-    import pytest
-    from conftest import make_tiny_dit, make_tiny_vae
-
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    make_image_dataset(num_per_class=2, num_classes=3).to_parquet(str(data_dir / "train.parquet"))
+    data_dir = write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=2, num_classes=3))
     make_tiny_dit(num_classes=2).save_pretrained(tmp_path / "dit")
     LatentDistillationPipeline(vae=make_tiny_vae()).save_pretrained(tmp_path / "pipe")
     with pytest.raises(ValueError, match="num_embeds_ada_norm >= 3"):

@@ -6,23 +6,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import (
-    make_dit_scheduler,
-    make_image_dataset,
-    make_tiny_dit,
-    make_tiny_vae,
-)
 from diffusers import AutoencoderKL, DDIMScheduler, DiTTransformer2DModel
 from huggingface_hub import DatasetCard
 
 from latent_distill import D3HRPipeline, DistilledDataset
 from latent_distill.distilled import DistilledDatasetError
-
-FAST = dict(num_candidates=64, inversion_steps=5, num_inference_steps=10, batch_size=8)
+from latent_distill.testing import (
+    FAST_D3HR,
+    make_image_dataset,
+    make_tiny_pipeline,
+    make_tiny_vae,
+)
 
 
 def in_memory_pipeline() -> D3HRPipeline:
-    return D3HRPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(num_classes=2), scheduler=make_dit_scheduler())
+    return make_tiny_pipeline(D3HRPipeline, num_classes=2)
 
 
 def saved_pipeline(folder: Path) -> D3HRPipeline:
@@ -33,7 +31,7 @@ def saved_pipeline(folder: Path) -> D3HRPipeline:
 
 def distil_and_reload(pipe: D3HRPipeline, folder: Path, ipc: int = 2):
     """Runs tiny D3HR, saves the set to ``folder`` and loads it back: ``(output, reloaded set)``."""
-    out = pipe(make_image_dataset(num_per_class=6), **FAST, ipc=ipc)
+    out = pipe(make_image_dataset(num_per_class=6), **FAST_D3HR, ipc=ipc)
     out.to_distilled_dataset().save_pretrained(folder)
     return out, DistilledDataset.from_pretrained(folder)
 

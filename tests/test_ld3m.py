@@ -8,12 +8,6 @@ import math
 import datasets
 import pytest
 import torch
-from conftest import (
-    make_dit_scheduler,
-    make_image_dataset,
-    make_tiny_dit,
-    make_tiny_vae,
-)
 
 from latent_distill import LatentDistillationPipeline, config_for_method
 from latent_distill.codec import LatentCodec
@@ -27,6 +21,13 @@ from latent_distill.representations import (
     get_representation,
     skip_ddim_step,
     skip_weight,
+)
+from latent_distill.testing import (
+    make_dit_scheduler,
+    make_image_dataset,
+    make_tiny_dit,
+    make_tiny_pipeline,
+    make_tiny_vae,
 )
 
 NUM_CLASSES = 2
@@ -217,9 +218,7 @@ def test_representation_options_are_validated(models):
     ("ld3m-mtt", {"objective_kwargs": {"num_experts": 1, "expert_batch_size": 8}}),
 ])
 def test_pipeline_distils_with_the_diffusion_prior(method, overrides):
-    pipe = LatentDistillationPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(NUM_CLASSES),
-                                      scheduler=make_dit_scheduler())
-    pipe.set_progress_bar_config(disable=True)
+    pipe = make_tiny_pipeline(num_classes=NUM_CLASSES)
     config = config_for_method(method, iterations=2, ipc=1, batch_real=4, checkpoint_every=0,
                                representation_kwargs={"num_steps": 2}, **overrides)
     output = pipe(make_image_dataset(), config)
@@ -237,17 +236,14 @@ def test_pipeline_distils_with_the_diffusion_prior(method, overrides):
 
 
 def test_pipeline_without_a_denoiser_names_the_fix():
-    pipe = LatentDistillationPipeline(vae=make_tiny_vae())
-    pipe.set_progress_bar_config(disable=True)
+    pipe = make_tiny_pipeline()
     config = config_for_method("ld3m-dm", iterations=1, ipc=1, batch_real=4, checkpoint_every=0)
     with pytest.raises(DiffusionPriorError, match="no transformer and scheduler.*train_latent_diffusion.py"):
         pipe(make_image_dataset(), config)
 
 
 def test_ld3m_set_stores_initial_latents_with_class_embeddings_and_rerenders(tmp_path):
-    pipe = LatentDistillationPipeline(vae=make_tiny_vae(), transformer=make_tiny_dit(NUM_CLASSES),
-                                      scheduler=make_dit_scheduler())
-    pipe.set_progress_bar_config(disable=True)
+    pipe = make_tiny_pipeline(num_classes=NUM_CLASSES)
     config = config_for_method("ld3m-dm", iterations=2, ipc=1, batch_real=4, checkpoint_every=0,
                                representation_kwargs={"num_steps": 2})
     output = pipe(make_image_dataset(), config)

@@ -3,11 +3,9 @@
 import json
 
 import torch
-from conftest import make_tiny_vae
 from diffusers import (
     AutoencoderKL,
     DDIMScheduler,
-    DiTTransformer2DModel,
     PNDMScheduler,
     StableDiffusionPipeline,
     UNet2DConditionModel,
@@ -20,6 +18,7 @@ from transformers import (
 )
 
 from latent_distill import LatentDistillationPipeline
+from latent_distill.testing import make_tiny_dit, make_tiny_vae
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -38,9 +37,7 @@ def test_vae_only_repo_layout(tmp_path):
 def test_dit_pipeline_repo_layout(tmp_path):
     """`facebook/DiT-XL-2-256` style: model_index.json naming DiTPipeline, with transformer, vae, scheduler."""
     vae = make_tiny_vae()
-    transformer = DiTTransformer2DModel(sample_size=7, patch_size=1, in_channels=4, out_channels=8, num_layers=1,
-                                        attention_head_dim=8, num_attention_heads=2, num_embeds_ada_norm=3,
-                                        norm_num_groups=4)
+    transformer = make_tiny_dit(num_classes=3)
     scheduler = DDIMScheduler()
     vae.save_pretrained(tmp_path / "vae")
     transformer.save_pretrained(tmp_path / "transformer")

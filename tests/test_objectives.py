@@ -4,10 +4,8 @@ import json
 
 import pytest
 import torch
-from conftest import make_image_dataset
 from safetensors.torch import save_file
 
-from latent_distill import LatentDistillationPipeline
 from latent_distill.config import DistillationConfig
 from latent_distill.data import uint8_to_float
 from latent_distill.objectives import (
@@ -33,6 +31,7 @@ from latent_distill.objectives.mtt.trajectories import (
 )
 from latent_distill.presets import config_for_method
 from latent_distill.representations import LearnableLatents, LearnablePixels, RealPool
+from latent_distill.testing import make_image_dataset, make_tiny_pipeline
 
 TINY_NETWORK = {"width": 8}
 # Tiny MTT: 2 experts of 3 epochs (start epochs 0-1, targets 2 epochs later), 5 student steps.
@@ -317,9 +316,8 @@ def test_presets_of_dc_and_mtt():
     ("latent-mtt", {"num_experts": 1, "buffer_epochs": 2, "max_start_epoch": 1, "expert_epochs": 1,
                     "syn_steps": 3, "batch_syn": 4, "expert_batch_size": 8}),
 ])
-def test_pipeline_runs_dc_and_mtt_presets(tiny_vae, tmp_path, method, objective_kwargs):
-    pipe = LatentDistillationPipeline(vae=tiny_vae)
-    pipe.set_progress_bar_config(disable=True)
+def test_pipeline_runs_dc_and_mtt_presets(tmp_path, method, objective_kwargs):
+    pipe = make_tiny_pipeline()
     dataset = make_image_dataset(num_per_class=6)
     config = config_for_method(method, ipc=1, iterations=2, batch_real=6, network_kwargs=TINY_NETWORK,
                                objective_kwargs=objective_kwargs)
@@ -336,9 +334,8 @@ def test_pipeline_runs_dc_and_mtt_presets(tiny_vae, tmp_path, method, objective_
         assert summary == {"outer_loops": 2, "inner_steps": 2}
 
 
-def test_pipeline_resumes_mtt_with_its_learned_learning_rate(tiny_vae, tmp_path):
-    pipe = LatentDistillationPipeline(vae=tiny_vae)
-    pipe.set_progress_bar_config(disable=True)
+def test_pipeline_resumes_mtt_with_its_learned_learning_rate(tmp_path):
+    pipe = make_tiny_pipeline()
     dataset = make_image_dataset(num_per_class=6)
     objective_kwargs = {"num_experts": 2, "buffer_epochs": 2, "max_start_epoch": 1, "expert_epochs": 1,
                         "syn_steps": 2, "lr_lr": 1e-3, "expert_batch_size": 8}
@@ -365,9 +362,8 @@ def test_pipeline_resumes_mtt_with_its_learned_learning_rate(tiny_vae, tmp_path)
     ("pixel-mtt", {"num_experts": 1, "buffer_epochs": 2, "max_start_epoch": 1, "expert_epochs": 1,
                    "syn_steps": 2, "batch_syn": 2, "expert_batch_size": 8}),
 ])
-def test_pipeline_runs_the_pixel_baselines(tiny_vae, tmp_path, method, objective_kwargs):
-    pipe = LatentDistillationPipeline(vae=tiny_vae)
-    pipe.set_progress_bar_config(disable=True)
+def test_pipeline_runs_the_pixel_baselines(tmp_path, method, objective_kwargs):
+    pipe = make_tiny_pipeline()
     config = config_for_method(method, ipc=1, iterations=2, batch_real=6, network_kwargs=TINY_NETWORK,
                                objective_kwargs=objective_kwargs)
     out = pipe(make_image_dataset(num_per_class=6), config, cache_dir=tmp_path)

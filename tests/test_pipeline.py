@@ -4,7 +4,6 @@ import re
 
 import pytest
 import torch
-from conftest import make_image_dataset
 from datasets import DatasetDict
 
 from latent_distill import LatentDistillationPipeline
@@ -12,6 +11,7 @@ from latent_distill.codec import CodecError
 from latent_distill.config import BudgetError
 from latent_distill.data import DataError
 from latent_distill.presets import config_for_method
+from latent_distill.testing import make_image_dataset, make_tiny_pipeline
 
 
 def tiny_config(**overrides):
@@ -22,10 +22,8 @@ def tiny_config(**overrides):
 
 
 @pytest.fixture
-def pipe(tiny_vae):
-    pipeline = LatentDistillationPipeline(vae=tiny_vae)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+def pipe():
+    return make_tiny_pipeline()
 
 
 def test_latent_dm_runs_end_to_end_and_its_loss_falls(pipe, toy_dataset):
@@ -165,12 +163,9 @@ def test_decoding_errors_name_the_fix(pipe):
         pipe.decode(images)
 
 
-def test_frozen_autoencoder_follows_mixed_precision_and_latents_stay_float32(tiny_vae, toy_dataset, monkeypatch):
-    from latent_distill import LatentDistillationPipeline, config_for_method
-
+def test_frozen_autoencoder_follows_mixed_precision_and_latents_stay_float32(toy_dataset, monkeypatch):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    pipe = LatentDistillationPipeline(vae=tiny_vae)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = make_tiny_pipeline()
     out = pipe(toy_dataset, config_for_method("latent-dm", ipc=1, iterations=2, batch_real=4, checkpoint_every=0))
     assert pipe.vae.dtype == torch.bfloat16
     assert out.latents.dtype == torch.float32 and torch.isfinite(out.latents).all()

@@ -14,16 +14,12 @@ import torch
 
 from latent_distill.checkpointing import atomic_directory
 
-TESTS = Path(__file__).resolve().parent
-
 RUN = textwrap.dedent("""
-    import sys, time, torch
-    sys.path.insert(0, {tests!r})
-    from conftest import make_image_dataset, make_tiny_vae
-    from latent_distill import LatentDistillationPipeline, config_for_method
+    import time, torch
+    from latent_distill import config_for_method
+    from latent_distill.testing import make_image_dataset, make_tiny_pipeline
 
-    pipe = LatentDistillationPipeline(vae=make_tiny_vae())
-    pipe.set_progress_bar_config(disable=True)
+    pipe = make_tiny_pipeline()
     config = config_for_method("latent-dm", ipc=1, iterations=12, batch_real=10, learning_rate=0.05,
                                checkpoint_every=2, network_kwargs={{"width": 16}})
     if {slow}:
@@ -40,7 +36,7 @@ RUN = textwrap.dedent("""
 
 def run_script(tmp_path: Path, name: str, slow: bool) -> subprocess.Popen:
     script = tmp_path / f"{name}.py"
-    script.write_text(RUN.format(tests=str(TESTS), slow=slow, ckpt=str(tmp_path / f"{name}-ckpt"),
+    script.write_text(RUN.format(slow=slow, ckpt=str(tmp_path / f"{name}-ckpt"),
                                  result=str(tmp_path / f"{name}.pt")))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(script)], env=env)
