@@ -7,7 +7,7 @@ space the representation renders to. It is written once and serves pixels and la
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 
@@ -58,6 +58,8 @@ class MatchingObjective:
         sample_shape: ``(C, H, W)`` of one sample in the matching space.
         num_classes: number of classes.
         augment: differentiable siamese augmentation ``augment(x, seed) -> x`` or ``None``.
+        device: where the objective's networks and tensors live (the run's process device; the
+            synthetic set and the real pool's batches must be there too). ``None``: the CPU.
 
     Raises:
         ObjectiveConfigError: when ``config.objective_kwargs`` holds keys the objective does not know.
@@ -73,8 +75,10 @@ class MatchingObjective:
     class_separable: bool = False
 
     def __init__(self, config: DistillationConfig, sample_shape: Sequence[int], num_classes: int,
-                 augment: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None) -> None:
+                 augment: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None,
+                 device: Union[str, torch.device, None] = None) -> None:
         self.config = config
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.sample_shape = tuple(sample_shape)
         self.num_classes = num_classes
         self.augment = augment
@@ -88,11 +92,14 @@ class MatchingObjective:
                 ``("dc-network", step)``.
 
         Returns:
-            The network in training mode, on the CPU.
+            The network in training mode, on :attr:`device` (initialised on the CPU, so it is the
+            same network on every device).
         """
         with seeded(self.config.seed, *seed_keys):
-            return get_network(self.config.network, in_channels=self.sample_shape[0], num_classes=self.num_classes,
-                               resolution=self.sample_shape[-1], **self.config.network_kwargs)
+            network = get_network(self.config.network, in_channels=self.sample_shape[0],
+                                  num_classes=self.num_classes, resolution=self.sample_shape[-1],
+                                  **self.config.network_kwargs)
+        return network.to(self.device)
 
     def augment_per_sample(self, samples: torch.Tensor, seed: int) -> torch.Tensor:
         """Augments a training batch with parameters drawn per sample, keyed by ``seed``.

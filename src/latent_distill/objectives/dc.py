@@ -141,7 +141,7 @@ class GradientMatching(MatchingObjective):
         """Gradients of the mean cross-entropy of ``samples`` (all of class ``class_index``)."""
         if self.augment is not None:
             samples = self.augment(samples, seed)
-        labels = torch.full((len(samples),), class_index, dtype=torch.long)
+        labels = torch.full((len(samples),), class_index, dtype=torch.long, device=samples.device)
         loss = F.cross_entropy(network(samples), labels)
         return torch.autograd.grad(loss, list(network.parameters()), create_graph=create_graph)
 

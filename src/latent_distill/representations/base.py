@@ -117,7 +117,8 @@ class Representation(nn.Module):
 
     @property
     def labels(self) -> torch.Tensor:
-        return torch.arange(self.num_classes).repeat_interleave(self.samples_per_class)
+        """int64 labels of the samples, on the samples' device."""
+        return torch.arange(self.num_classes, device=self.samples.device).repeat_interleave(self.samples_per_class)
 
     def render(self, class_index: int) -> torch.Tensor:
         """The samples of one class in the matching space (differentiable)."""

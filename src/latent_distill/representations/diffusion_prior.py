@@ -181,5 +181,5 @@ class DiffusionPrior(Representation):
         """
         with torch.no_grad():
             images = self._render_rows(slice(0, len(self.samples)), EXPORT_NOISE_KEY)
-        return {"images": float_to_uint8(images.cpu()), "latents": self.samples.detach().clone(),
-                "class_embeddings": self.class_embeddings.detach().clone()}
+        return {"images": float_to_uint8(images.cpu()), "latents": self.samples.detach().cpu().clone(),
+                "class_embeddings": self.class_embeddings.detach().cpu().clone()}

@@ -25,5 +25,5 @@ class LearnableLatents(Representation):
         return RealPool(encode_training_latents(data, codec, cache, progress), data.labels, data.num_classes)
 
     def export(self, codec):
-        latents = self.samples.detach().clone()
+        latents = self.samples.detach().cpu().clone()
         return {"latents": latents, "images": float_to_uint8(codec.decode(latents))}

@@ -22,4 +22,4 @@ class LearnablePixels(Representation):
         return RealPool(data.images, data.labels, data.num_classes, to_float=uint8_to_float)
 
     def export(self, codec):
-        return {"images": float_to_uint8(self.samples.detach().clamp(-1, 1))}
+        return {"images": float_to_uint8(self.samples.detach().clamp(-1, 1)).cpu()}

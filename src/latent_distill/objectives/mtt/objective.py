@@ -135,7 +135,7 @@ class TrajectoryMatching(MatchingObjective):
         initial = self.options.lr_teacher
         if self.options.lr_parametrization == "log":
             initial = math.log(initial)
-        self.lr_parameter = torch.tensor(float(initial), requires_grad=True)
+        self.lr_parameter = torch.tensor(float(initial), device=self.device, requires_grad=True)
         self.lr_optimizer = torch.optim.SGD([self.lr_parameter], lr=self.options.lr_lr, momentum=LR_MOMENTUM)
         self.buffer: Optional[ExpertBuffer] = None
 
@@ -150,7 +150,7 @@ class TrajectoryMatching(MatchingObjective):
 
     def load_state_dict(self, state):
         with torch.no_grad():
-            self.lr_parameter.copy_(state["lr_parameter"])
+            self.lr_parameter.copy_(state["lr_parameter"].to(self.device))
         self.lr_optimizer.load_state_dict(state["lr_optimizer"])
 
     def summary(self):
@@ -204,7 +204,8 @@ class TrajectoryMatching(MatchingObjective):
         generator = generator_for(self.config.seed, "mtt-segment", step)
         expert = int(torch.randint(self.buffer.num_experts, (1,), generator=generator))
         start = int(torch.randint(self.options.max_start_epoch, (1,), generator=generator))
-        return self.buffer.snapshot(expert, start), self.buffer.snapshot(expert, start + self.options.expert_epochs)
+        return (self.buffer.snapshot(expert, start).to(self.device),
+                self.buffer.snapshot(expert, start + self.options.expert_epochs).to(self.device))
 
     def plan(self, step: int, set_size: int) -> StudentPlan:
         """The student minibatches of iteration ``step``: passes over random permutations of the set
@@ -233,7 +234,8 @@ class TrajectoryMatching(MatchingObjective):
                 "in one process over all classes.")
         parts = [synthetic.render(class_index) for class_index in classes]
         data = torch.cat(parts)
-        labels = torch.cat([torch.full((len(part),), c, dtype=torch.long) for c, part in zip(classes, parts)])
+        labels = torch.cat([torch.full((len(part),), c, dtype=torch.long, device=part.device)
+                            for c, part in zip(classes, parts)])
         start, target = self.segment(step)
         plan = self.plan(step, len(data))
         leaves = [p for group in optimizer.param_groups for p in group["params"]] + [self.lr_parameter]

@@ -268,7 +268,7 @@ def train_expert(real: RealPool, recipe: dict[str, Any], index: int) -> torch.Te
     The initialisation, the data order and the augmentation are keyed by ``(seed, index, epoch)``,
     so an expert is the same whether it is trained alone or among others.
     """
-    network = expert_network(recipe, index)
+    network = expert_network(recipe, index).to(real.device)
     network.train()
     layout = ParameterLayout.of(network)
     augment = DifferentiableSiameseAugmentation(recipe["augmentation"]) if recipe["augmentation"] else None
