@@ -52,3 +52,34 @@ def test_streamed_fingerprint_follows_the_preprocessing(toy_dataset):
     assert grey.fingerprint() == streamed_training_split(toy_dataset, resolution=28, channels=1).fingerprint()
     assert grey.fingerprint() != streamed_training_split(toy_dataset, resolution=32, channels=1).fingerprint()
     assert grey.fingerprint() != grey.select(torch.arange(5)).fingerprint()
+
+
+def test_random_subset_of_a_streamed_split_decodes_only_the_subset(toy_dataset, monkeypatch):
+    from latent_distill.evaluation import random_subset
+
+    stream = streamed_training_split(toy_dataset, resolution=28, channels=1)
+    decoded = []
+    original = StreamedImageClassification.images_between
+    monkeypatch.setattr(StreamedImageClassification, "images_between",
+                        lambda self, start, stop: decoded.append(stop - start) or original(self, start, stop))
+    images, labels = random_subset(stream, per_class=2, seed=3)
+    expected_images, expected_labels = random_subset(dataset_to_tensors(toy_dataset), per_class=2, seed=3)
+    assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
+    assert decoded == [4]
+
+
+def test_evaluation_split_prefers_test_then_validation():
+    from datasets import DatasetDict
+
+    from latent_distill.data import evaluation_split
+    from latent_distill.testing import make_image_dataset
+
+    data = make_image_dataset(num_per_class=1)
+    assert evaluation_split(DatasetDict(train=data, validation=data)) is not None
+    splits = DatasetDict(train=data, validation=data.select([0]), test=data.select([1]))
+    assert len(evaluation_split(splits)) == 1 and evaluation_split(splits)["label"] == [1]
+    assert evaluation_split(splits, "validation")["label"] == [0]
+    with pytest.raises(DataError, match="no split 'dev'"):
+        evaluation_split(splits, "dev")
+    with pytest.raises(DataError, match="no test or validation split.*train_test_split"):
+        evaluation_split(DatasetDict(train=data))

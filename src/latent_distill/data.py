@@ -108,6 +108,35 @@ def load_image_classification(name: str = DEFAULT_DATASET) -> DatasetDict:
     return load_fashion_mnist() if name == DEFAULT_DATASET else datasets.load_dataset(name)
 
 
+EVALUATION_SPLIT_NAMES = ("test", "validation", "valid", "val")
+
+
+def evaluation_split(splits: DatasetDict, name: Optional[str] = None) -> Dataset:
+    """The split that distilled sets are evaluated on: ``name``, else the first of ``test``,
+    ``validation``, ``valid``, ``val`` that the dataset has.
+
+    Args:
+        splits: the dataset's splits.
+        name: the split to use (e.g. ``--eval_split``), or ``None`` to pick one.
+
+    Returns:
+        The split.
+
+    Raises:
+        DataError: when ``name`` is not a split, or no evaluation split is found.
+    """
+    if name is not None:
+        if name not in splits:
+            raise DataError(f"The dataset has no split {name!r} (it has {list(splits)}): pass one of those.")
+        return splits[name]
+    for candidate in EVALUATION_SPLIT_NAMES:
+        if candidate in splits:
+            return splits[candidate]
+    raise DataError(f"The dataset has no test or validation split (it has {list(splits)}): name the held-out split "
+                    "to evaluate on (e.g. --eval_split <name>), or hold out part of train with "
+                    "dataset['train'].train_test_split(test_size=...).")
+
+
 def dataset_id(name: str) -> str:
     """The Hub id recorded for a dataset name (the default's Hub copy for ``"fashion-mnist"``)."""
     return FASHION_MNIST_HUB_ID if name == DEFAULT_DATASET else name
@@ -261,8 +290,26 @@ class ImagePreprocessor:
         return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
+class LabelledSplit:
+    """What every split knows without its images: ``labels`` and ``class_names`` (set by subclasses)."""
+
+    labels: torch.Tensor
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def indices_by_class(self) -> list[torch.Tensor]:
+        """Returns, for each class, the indices of its samples."""
+        return [torch.nonzero(self.labels == c, as_tuple=False).flatten() for c in range(self.num_classes)]
+
+
 @dataclass
-class ImageClassificationTensors:
+class ImageClassificationTensors(LabelledSplit):
     """A preprocessed split: ``uint8`` images ``(N, C, H, W)``, ``int64`` labels and class names."""
 
     images: torch.Tensor
@@ -274,25 +321,18 @@ class ImageClassificationTensors:
         check_label_tensor(self.labels, len(self.images))
         self.labels = self.labels.long()
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
     def float_images(self, index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Returns images (all, or ``index``) as float32 in [-1, 1]."""
         images = self.images if index is None else self.images[index]
         return uint8_to_float(images)
 
-    def indices_by_class(self) -> list[torch.Tensor]:
-        """Returns, for each class, the indices of its samples."""
-        return [torch.nonzero(self.labels == c, as_tuple=False).flatten() for c in range(self.num_classes)]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
     def images_between(self, start: int, stop: int) -> torch.Tensor:
         """The ``uint8`` images of rows ``[start, stop)``."""
         return self.images[start:stop]
+
+    def load(self) -> "ImageClassificationTensors":
+        """The split in memory: itself (a :class:`StreamedImageClassification` decodes here)."""
+        return self
 
     def select(self, index: torch.Tensor) -> "ImageClassificationTensors":
         """The rows at ``index`` (same class names)."""
@@ -306,7 +346,7 @@ class ImageClassificationTensors:
 
 
 @dataclass
-class StreamedImageClassification:
+class StreamedImageClassification(LabelledSplit):
     """A training split whose labels are in memory and whose images are decoded only when read.
 
     What latent methods distil from: the encoder reads it batch by batch, so memory holds one batch
@@ -325,13 +365,6 @@ class StreamedImageClassification:
     labels: torch.Tensor
     class_names: list[str]
     preprocessor: ImagePreprocessor
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
     def images_between(self, start: int, stop: int) -> torch.Tensor:
         """Decodes and preprocesses rows ``[start, stop)`` into ``uint8`` images ``(n, C, H, W)``."""

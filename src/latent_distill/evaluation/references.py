@@ -29,7 +29,7 @@ def random_subset(train: ImageClassificationTensors, per_class: int, seed: int =
     """Draws ``per_class`` random real samples of every class (the classic baseline).
 
     Args:
-        train: the real training split.
+        train: the real training split (in memory, or streamed: only the chosen rows are decoded).
         per_class: samples per class.
         seed: sampling seed.
 
@@ -50,8 +50,8 @@ def random_subset(train: ImageClassificationTensors, per_class: int, seed: int =
                 f"per_class={per_class}: lower per_class."
             )
         chosen.append(indices[torch.randperm(len(indices), generator=generator)[:per_class]])
-    index = torch.cat(chosen)
-    return to_float_samples(train.images[index]), train.labels[index].clone()
+    subset = train.select(torch.cat(chosen)).load()  # a streamed split decodes only the chosen rows
+    return to_float_samples(subset.images), subset.labels.clone()
 
 
 def random_subset_reference(train: ImageClassificationTensors, test: ImageClassificationTensors, per_class: int,
