@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import DiTTransformer2DModel
 from PIL import Image
 
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRPipeline
@@ -35,7 +36,15 @@ from latent_distill.data import (
     uint8_to_float,
 )
 from latent_distill.diffusion import GuidedDenoiser, ddim_regenerate, ddim_schedulers
-from latent_distill.evaluation import accuracy, configure_threads, train_teacher
+from latent_distill.evaluation import (
+    accuracy,
+    class_fidelity,
+    classifier_features,
+    configure_threads,
+    frechet_distance,
+    precision_recall,
+    train_teacher,
+)
 from latent_distill.seeding import generator_for
 
 from .results_io import (
@@ -74,13 +83,39 @@ def save_grid(samples: list[torch.Tensor], path: Path, columns: int = 10) -> Non
                                                                                                            format="PNG")
 
 
-def render_card(records: list[dict], training: dict) -> str:
+def training_rounds(training: dict) -> list[dict]:
+    """The training records of a denoiser, oldest first (training from scratch, then each fine-tuning)."""
+    rounds = []
+    while training:
+        rounds.append(training)
+        training = training.get("fine_tuned_from") or {}
+    return rounds[::-1]
+
+
+def describe_round(training: dict) -> str:
+    """The command and the recipe of one training round, for the card."""
     args = training.get("args", {})
-    table = markdown_table(records, [("guidance", "guidance"), ("DDIM steps", "steps"), ("samples", "samples"),
-                                     ("class fidelity (%)", "class_fidelity"), ("worst class", "worst_class"),
-                                     ("classifier test acc. (%)", "classifier_test_acc")])
     command = ("accelerate launch examples/train_latent_diffusion.py " +
-               " ".join(f"--{k} {v}" for k, v in args.items() if v is not None and k not in ("dataset", "transformer")))
+               " ".join(f"--{k} {v}" for k, v in args.items() if v is not None and k not in ("dataset",)))
+    start = "from scratch" if not args.get("transformer") else f"fine-tuning `{args['transformer']}`"
+    return f"""```bash
+{command}
+```
+
+{start}: {training.get('steps')} steps of batch {args.get('batch_size')} per process (about
+{training.get('steps', 0) * args.get('batch_size', 0) / 60000:.1f} epochs), AdamW at {args.get('learning_rate')} with
+{args.get('warmup_steps')} warm-up steps and cosine decay to a tenth, gradient clipping at 1, labels replaced by the
+null label with probability {args.get('class_dropout')} (one draw per sample), EMA of the weights (decay up to
+{args.get('ema_decay')}). Final training loss (EMA of the noise MSE): {training.get('final_loss_ema', float('nan')):.4f};
+{training.get('train_seconds', 0) / 60:.0f} min on {training.get('processes', 1)} CPU process(es)."""
+
+
+def render_card(records: list[dict], training: dict) -> str:
+    table = markdown_table(records, [column for column in CHECKPOINT_COLUMNS
+                                     if column[1] not in ("model", "training_steps")]
+                           + [("classifier test acc. (%)", "classifier_test_acc")])
+    rounds = "\n\n".join(describe_round(r) for r in training_rounds(training))
+    total_minutes = training.get("total_train_seconds", training.get("train_seconds", 0)) / 60
     return f"""---
 library_name: diffusers
 license: apache-2.0
@@ -104,26 +139,22 @@ steps). It is the diffusion model of the offline default for D3HR and LD3M.
 
 - parameters: {training.get('parameters', 0):,}
 - trained on: the latents (scaled posterior means) of the 60,000 Fashion-MNIST training images
+- training: {total_training_steps(training)} steps in {len(training_rounds(training))} round(s), {total_minutes:.0f} min
+  of CPU time in all; the EMA weights of the last round are shipped
 
 ## Training
 
-```bash
-{command}
-```
+{rounds}
 
-{training.get('steps')} steps of batch {args.get('batch_size')} per process (about
-{training.get('steps', 0) * args.get('batch_size', 0) / 60000:.1f} epochs), AdamW at
-{args.get('learning_rate')} with warm-up and cosine decay to a tenth, gradient clipping at 1,
-labels replaced by the null label with probability {args.get('class_dropout')} (one draw per sample),
-weights averaged with an EMA (decay up to {args.get('ema_decay')}); the EMA weights are shipped.
-Final training loss (EMA of the noise MSE): {training.get('final_loss_ema', float('nan')):.4f};
-{training.get('train_seconds', 0) / 60:.0f} min on {training.get('processes', 1)} CPU process(es).
+## Quality
 
-## Class fidelity
-
-Samples generated from pure noise with deterministic DDIM, decoded by the autoencoder, labelled by a
+Samples generated from pure noise with deterministic DDIM, decoded by the autoencoder, judged by a
 batch-norm ConvNet-3 trained on the real training images (the soft-label teacher of the evaluation
-suite). Class fidelity = share of samples labelled as the class they were generated for.
+suite). Class fidelity = share of samples labelled as the class they were generated for; FID = the
+Fréchet distance between Gaussians of the classifier's penultimate features of the samples and of the
+10,000 real test images (comparable between checkpoints of this model at the same sample count, not
+with Inception FIDs); precision / recall = improved precision and recall (k = 3) on the same
+features. Every checkpoint: `benchmarks/results/latent_diffusion.md`.
 
 {table}
 ![samples]({GRID.name})
@@ -131,7 +162,7 @@ suite). Class fidelity = share of samples labelled as the class they were genera
 One row per class (top to bottom: {', '.join(FASHION_MNIST_CLASSES)}), guidance
 {records[-1]['guidance'] if records else ''}.
 
-Generated by `benchmarks/latent_diffusion.py` from `benchmarks/results/latent_diffusion.json`.
+Generated by `python -m benchmarks.latent_diffusion` from `benchmarks/results/latent_diffusion.json`.
 
 ## Use
 
@@ -150,10 +181,46 @@ def merge_pipeline_readme(dit_card: str) -> str:
     return autoencoder.rstrip() + "\n\n" + body.replace("\n# ", "\n## ", 1)
 
 
+def training_lineage(pipeline: Path) -> dict:
+    """The training record of a pipeline folder's denoiser (``{}`` when it has none)."""
+    path = Path(pipeline) / "latent_diffusion_training.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def total_training_steps(training: dict) -> int:
+    """Optimisation steps behind a denoiser, fine-tuning rounds included."""
+    return int(training.get("total_steps", training.get("steps", 0)))
+
+
+def generator_quality(samples: list[torch.Tensor], classifier: torch.nn.Module, real_features: torch.Tensor) -> dict:
+    """Class fidelity, Fréchet distance and precision / recall of per-class samples (float in [-1, 1])."""
+    images = torch.cat(samples)
+    intended = torch.cat([torch.full((len(s),), c) for c, s in enumerate(samples)])
+    with torch.inference_mode():
+        predicted = torch.cat([classifier(images[i: i + 500]).argmax(1) for i in range(0, len(images), 500)])
+    fidelity = class_fidelity(predicted, intended, len(samples))
+    features = classifier_features(classifier, images)
+    return {"class_fidelity": round(fidelity["overall"], 2),
+            "per_class_fidelity": [round(a, 2) for a in fidelity["per_class"]],
+            "fid": round(frechet_distance(real_features, features), 3),
+            **{key: round(value, 2) for key, value in precision_recall(real_features, features).items()}}
+
+
+CHECKPOINT_COLUMNS = [("model", "model"), ("training steps", "training_steps"), ("guidance", "guidance"),
+                      ("samples", "samples"), ("class fidelity (%)", "class_fidelity"), ("worst class", "worst_class"),
+                      ("FID (classifier features)", "fid"), ("precision (%)", "precision"),
+                      ("recall (%)", "recall")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", default=str(DEFAULT_PIPELINE_PATH))
-    parser.add_argument("--per_class", type=int, default=50)
+    parser.add_argument("--transformer", default=None,
+                        help="a DiTTransformer2DModel folder to measure instead of the pipeline's (e.g. an EMA "
+                             "snapshot of examples/train_latent_diffusion.py --snapshot_every); no card is written")
+    parser.add_argument("--training_steps", type=int, default=None,
+                        help="optimisation steps behind --transformer (default: the pipeline's training record)")
+    parser.add_argument("--per_class", type=int, default=100)
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 4.0])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--teacher_epochs", type=int, default=10)
@@ -162,38 +229,51 @@ def main() -> None:
     args = parser.parse_args()
     configure_threads(args.threads)
     pipe = D3HRPipeline.from_pretrained(args.pipeline)
+    training = training_lineage(Path(args.pipeline))
+    if args.transformer is not None:
+        pipe.register_modules(transformer=DiTTransformer2DModel.from_pretrained(args.transformer).eval())
+    steps_trained = args.training_steps if args.training_steps is not None else total_training_steps(training)
+    model = f"fashion-mnist-dit@{steps_trained}"
     train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
     classifier = train_teacher(train, epochs=args.teacher_epochs, seed=0, cache_dir=ROOT / "runs" / "teachers",
-                               torch_compile=True)
+                               torch_compile=True).eval()
     test_acc = accuracy(classifier, uint8_to_float(test.images), test.labels)
+    real_features = classifier_features(classifier, test.images)
     for guidance in args.guidance:
         started = time.time()
         samples = [generate(pipe, c, args.per_class, guidance, args.steps, args.seed) for c in range(10)]
-        per_class = [accuracy(classifier, s, torch.full((len(s),), c)) for c, s in enumerate(samples)]
-        worst = int(np.argmin(per_class))
-        record = {"benchmark": "latent_diffusion", "dataset": "fashion-mnist", "model": "pretrained/fashion-mnist",
-                  "guidance": guidance, "steps": args.steps, "samples": args.per_class * 10,
-                  "class_fidelity": round(float(np.mean(per_class)), 2),
-                  "per_class_fidelity": [round(a, 2) for a in per_class],
-                  "worst_class": f"{FASHION_MNIST_CLASSES[worst]} ({per_class[worst]:.1f})",
+        quality = generator_quality(samples, classifier, real_features)
+        worst = int(np.argmin(quality["per_class_fidelity"]))
+        record = {"benchmark": "latent_diffusion", "dataset": "fashion-mnist", "model": model,
+                  "training_steps": steps_trained, "guidance": guidance, "steps": args.steps,
+                  "samples": args.per_class * 10, **quality,
+                  "worst_class": f"{FASHION_MNIST_CLASSES[worst]} ({quality['per_class_fidelity'][worst]:.1f})",
+                  "real_reference": f"{len(test.labels)} test images",
                   "classifier": f"convnet-3 batchnorm, {args.teacher_epochs} epochs",
                   "classifier_test_acc": round(test_acc, 2), "seconds": round(time.time() - started, 1),
                   "peak_rss_mb": peak_rss_mb()}
-        upsert_record("latent_diffusion", record, key=("model", "guidance", "steps"))
+        upsert_record("latent_diffusion", record, key=("model", "guidance", "steps", "samples"))
         print(json.dumps(record), flush=True)
-        if guidance == args.guidance[-1]:
+        if args.transformer is None and guidance == args.guidance[-1]:
             save_grid(samples, GRID)
             save_grid(samples, Path(args.pipeline) / GRID.name)  # the folder's README shows it too
-    records = sorted(load_records("latent_diffusion"), key=lambda r: (r["steps"], r["guidance"]))
-    write_markdown("latent_diffusion", "# Class fidelity of the shipped DiT\n\n" + markdown_table(records, [
-        ("guidance", "guidance"), ("DDIM steps", "steps"), ("samples", "samples"),
-        ("class fidelity (%)", "class_fidelity"), ("worst class", "worst_class"),
-        ("classifier test acc. (%)", "classifier_test_acc"), ("seconds", "seconds")]))
-    training_path = Path(args.pipeline) / "latent_diffusion_training.json"
-    training = json.loads(training_path.read_text()) if training_path.exists() else {}
-    card = render_card(records, training)
-    atomic_write_text(card, CARD)
-    atomic_write_text(merge_pipeline_readme(card), Path(args.pipeline) / "README.md")
+    records = sorted(load_records("latent_diffusion"),
+                     key=lambda r: (r.get("training_steps", 0), r["samples"], r["steps"], r["guidance"]))
+    measured = [r for r in records if "fid" in r]
+    write_markdown("latent_diffusion", "# Quality of the shipped DiT, checkpoint by checkpoint\n\n"
+                   "Class fidelity, Fréchet distance and precision / recall on the features of a classifier of the "
+                   "real data (the real reference is the test split), per training checkpoint and guidance scale.\n\n"
+                   + markdown_table(measured, CHECKPOINT_COLUMNS)
+                   + "\n\n## Earlier class-fidelity measurements\n\n"
+                   + markdown_table([r for r in records if "fid" not in r], [
+                       ("model", "model"), ("guidance", "guidance"), ("DDIM steps", "steps"), ("samples", "samples"),
+                       ("class fidelity (%)", "class_fidelity"), ("worst class", "worst_class"),
+                       ("classifier test acc. (%)", "classifier_test_acc"), ("seconds", "seconds")]))
+    if args.transformer is None:
+        shipped = [r for r in measured if r["model"] == model]
+        card = render_card(shipped, training)
+        atomic_write_text(card, CARD)
+        atomic_write_text(merge_pipeline_readme(card), Path(args.pipeline) / "README.md")
 
 
 if __name__ == "__main__":
