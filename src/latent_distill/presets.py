@@ -15,16 +15,22 @@ from .registry import Registry
 
 DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 
-PRESETS: Registry[dict[str, Any]] = Registry("method")
+PRESETS: Registry[dict[str, Any]] = Registry("method", "register_preset(name, **config_fields)")
+get_preset = PRESETS.get
+list_presets = PRESETS.names
 
 
 def register_preset(name: str, **values: Any) -> None:
-    """Adds a named preset (a partial config)."""
+    """Adds a named preset (a partial config).
+
+    Args:
+        name: the method name (``<representation>-<objective>`` by convention).
+        **values: :class:`~latent_distill.config.DistillationConfig` fields.
+
+    Raises:
+        KeyError: when ``name`` is already registered.
+    """
     PRESETS.add(name, values)
-
-
-def list_presets() -> list[str]:
-    return PRESETS.names()
 
 
 #: config fields whose overrides update the preset's dict key by key instead of replacing it.
@@ -41,7 +47,7 @@ def config_for_method(name: str, **overrides: Any) -> DistillationConfig:
     Raises:
         KeyError: for an unknown method name, listing the known ones.
     """
-    preset = PRESETS.get(name)
+    preset = get_preset(name)
     values = {**preset, **{key: value for key, value in overrides.items() if value is not None}}
     for key in MERGED_FIELDS:
         if key in preset or overrides.get(key) is not None:
