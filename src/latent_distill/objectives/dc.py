@@ -67,7 +67,7 @@ GRADIENT_DISTANCES: dict[str, Callable[[Gradients, Gradients], torch.Tensor]] = 
 
 @dataclass
 class DCObjectiveConfig:
-    """Hyper-parameters of gradient matching (``config.objective_kwargs`` of ``method="dc"``).
+    """Hyper-parameters of gradient matching (``config.objective_kwargs`` of ``objective="dc"``).
 
     Args:
         outer_loops: M, matching rounds (synthetic-set updates) per fresh network. ``None`` takes

@@ -51,7 +51,7 @@ LR_MOMENTUM = 0.5
 
 @dataclass
 class MTTObjectiveConfig:
-    """Hyper-parameters of trajectory matching (``config.objective_kwargs`` of ``method="mtt"``).
+    """Hyper-parameters of trajectory matching (``config.objective_kwargs`` of ``objective="mtt"``).
 
     Defaults are MTT's (``distill.py`` and ``buffer.py``).
 
