@@ -339,7 +339,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
 
         step, losses = 0, []
         checkpoint = Path(checkpoint_dir) / "state.pt" if checkpoint_dir is not None else None
-        saved = load_resumable_state(checkpoint, resume, "config", config.to_dict())
+        saved = load_resumable_state(checkpoint, resume, "config", config.to_dict(), DistillationConfig.upgrade_dict)
         if saved is not None:
             synthetic.load_state_dict(saved["synthetic"])
             optimizer.load_state_dict(saved["optimizer"])
