@@ -104,7 +104,8 @@ class DistillationConfig(SavedConfig):
         resample: upsampling before encoding, undone after decoding (LatentDD's ``f`` trick).
         iterations: optimisation steps.
         learning_rate: base learning rate of the synthetic samples; the effective one is
-            ``learning_rate * samples_per_class`` when ``scale_learning_rate`` (seed 001 Eq. 10).
+            ``learning_rate * samples_per_class`` when ``scale_learning_rate`` (Dataset
+            Distillation in Latent Space, Eq. 10).
         scale_learning_rate: multiply the base learning rate by the samples per class.
         momentum: SGD momentum of the synthetic samples.
         batch_real: real samples per class drawn at each step.

@@ -55,9 +55,9 @@ def config_for_method(name: str, **overrides: Any) -> DistillationConfig:
     return DistillationConfig.from_dict({"preset": name, **values})
 
 
-# LatentDM (seed 001, Algorithm 2 and Table 6): real-latent init, a fresh random ConvNet per
-# iteration, learning rate scaled by latents per class (Eq. 10). Latents are unit-variance, so the
-# base rate is that of pixel DM scaled by the latent/pixel value ratio.
+# LatentDM (Dataset Distillation in Latent Space, Algorithm 2 and Table 6): real-latent init, a
+# fresh random ConvNet per iteration, learning rate scaled by latents per class (Eq. 10). Latents are
+# unit-variance, so the base rate is that of pixel DM scaled by the latent/pixel value ratio.
 register_preset("latent-dm", representation="latent", objective="dm", iterations=1000, learning_rate=0.1,
                 scale_learning_rate=True, momentum=0.5, batch_real=256, init="real", augmentation=None)
 
@@ -66,9 +66,10 @@ register_preset("latent-dm", representation="latent", objective="dm", iterations
 register_preset("pixel-dm", representation="pixel", objective="dm", iterations=1000, learning_rate=1.0,
                 scale_learning_rate=False, momentum=0.5, batch_real=256, init="real", augmentation=DSA_STRATEGY)
 
-# LatentDC (seed 001, Algorithm 1 and Table 6): IDC-style gradient matching (MSE distance, network
-# trained on real latents), M = 10 outer loops, N = 50 network steps, model lr 0.01, eta_base 0.05
-# scaled by latents per class (Eq. 10), batch 64, no augmentation, 1000 iterations.
+# LatentDC (Dataset Distillation in Latent Space, Algorithm 1 and Table 6): IDC-style gradient
+# matching (MSE distance, network trained on real latents), M = 10 outer loops, N = 50 network steps,
+# model lr 0.01, eta_base 0.05 scaled by latents per class (Eq. 10), batch 64, no augmentation,
+# 1000 iterations.
 register_preset("latent-dc", representation="latent", objective="dc", iterations=1000, learning_rate=0.05,
                 scale_learning_rate=True, momentum=0.5, batch_real=64, init="real", augmentation=None,
                 objective_kwargs={"outer_loops": 10, "inner_steps": 50, "network_lr": 0.01, "distance": "mse",
@@ -88,11 +89,11 @@ register_preset("pixel-dsa", representation="pixel", objective="dc", iterations=
                 scale_learning_rate=False, momentum=0.5, batch_real=256, init="real", augmentation=DSA_STRATEGY,
                 objective_kwargs=dict(_DC_ORIGINAL))
 
-# LatentMTT (seed 001, Algorithm 3 and Table 6, row 256 / IPC 10 / f = 4): T+ = 5, M = 1 expert
-# epoch, N = 80 student steps, initial student lr 0.01, lambda = 1e-6, eta_base 10 scaled by latents
-# per class (Eq. 10), synthetic batch 64, no augmentation, 5000 iterations. Experts: MTT's recipe
-# (SGD lr 0.01, batch 256) for the epochs the matching reads; 10 experts instead of MTT's 100 so the
-# buffer trains in minutes on a CPU.
+# LatentMTT (Dataset Distillation in Latent Space, Algorithm 3 and Table 6, row 256 / IPC 10 /
+# f = 4): T+ = 5, M = 1 expert epoch, N = 80 student steps, initial student lr 0.01, lambda = 1e-6,
+# eta_base 10 scaled by latents per class (Eq. 10), synthetic batch 64, no augmentation, 5000
+# iterations. Experts: MTT's recipe (SGD lr 0.01, batch 256) for the epochs the matching reads; 10
+# experts instead of MTT's 100 so the buffer trains in minutes on a CPU.
 register_preset("latent-mtt", representation="latent", objective="mtt", iterations=5000, learning_rate=10.0,
                 scale_learning_rate=True, momentum=0.5, init="real", augmentation=None,
                 objective_kwargs={"num_experts": 10, "expert_epochs": 1, "syn_steps": 80, "max_start_epoch": 5,
@@ -106,10 +107,11 @@ register_preset("pixel-mtt", representation="pixel", objective="mtt", iterations
                 objective_kwargs={"num_experts": 10, "expert_epochs": 3, "syn_steps": 20, "max_start_epoch": 25,
                                   "buffer_epochs": 50, "lr_teacher": 0.01, "lr_lr": 1e-5, "batch_syn": None})
 
-# LD3M (Moser et al., methods spec section 2.4): the synthetic set is learnable initial latents and
-# class embeddings of the pipeline's class-conditional DiT, rendered by K = 10 skip-connected DDIM
-# steps (the paper's Eq. 7 form, no guidance) and decoded; the objectives run on the decoded images
-# with DSA, real-image init, SGD momentum 0.5 with one learning rate for latents and embeddings.
+# LD3M (Moser et al., Latent Dataset Distillation with Diffusion Models): the synthetic set is
+# learnable initial latents and class embeddings of the pipeline's class-conditional DiT, rendered by
+# K = 10 skip-connected DDIM steps (the paper's Eq. 7 form, no guidance) and decoded; the objectives
+# run on the decoded images with DSA, real-image init, SGD momentum 0.5 with one learning rate for
+# latents and embeddings.
 # LD3M runs 10,000 iterations; 200 by default here for CPU runs (every iteration renders the whole
 # set twice through the denoiser; set iterations to reproduce).
 _LD3M = dict(representation="diffusion", iterations=200, scale_learning_rate=False, momentum=0.5, batch_real=256,

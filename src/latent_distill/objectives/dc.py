@@ -1,4 +1,5 @@
-"""Gradient matching: DC / DSA, and LatentDC (seed 001, Algorithm 1), written once for any space.
+"""Gradient matching: DC / DSA, and LatentDC (Dataset Distillation in Latent Space, Algorithm 1),
+written once for any space.
 
 Each iteration initialises a fresh network and runs ``outer_loops`` rounds of:
 
