@@ -65,7 +65,7 @@ def gradient_norm(pipe, data, num_steps: int, skip: str, seed: int, samples_per_
     initial = LatentDistillationPipeline._initial_samples(real, samples_per_class, "real", seed, shape)
     synthetic = representation_cls.create(initial, data.num_classes, codec=codec, transformer=pipe.transformer,
                                           scheduler=pipe.scheduler, options=config.representation_kwargs, seed=seed)
-    objective = get_objective(config.method)(config, shape, data.num_classes, build_augmentation(config.augmentation))
+    objective = get_objective(config.objective)(config, shape, data.num_classes, build_augmentation(config.augmentation))
     network = objective.embedding_network(0)
     synthetic.begin_iteration(0)
     for class_index in range(data.num_classes):

@@ -310,9 +310,9 @@ def with_references(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-# LatentDD's claims (seed 001, Table 7): at the same storage, a latent method beats the random real
-# subset, its pixel-space twin and its own undistilled starting set. The twin is the strongest pixel
-# row of the same objective family (the conservative comparison).
+# LatentDD's claims (Dataset Distillation in Latent Space, Table 7): at the same storage, a latent
+# method beats the random real subset, its pixel-space twin and its own undistilled starting set. The
+# twin is the strongest pixel row of the same objective family (the conservative comparison).
 PIXEL_TWINS = {"latent-dc": ("pixel-dc", "pixel-dc-real-init", "pixel-dsa", "pixel-dsa-1x1"),
                "latent-dm": ("pixel-dm",), "latent-mtt": ("pixel-mtt", "pixel-mtt-small-buffer")}
 CLAIM_IPCS = (1, 10)
@@ -387,11 +387,11 @@ def render_tables(settings: Settings) -> str:
     references = [dict(r, method="full training set" if r["method"] == "full-data" else "random real subset")
                   for r in rows if r["method"] in ("random-subset", "full-data") and r.get("augmentation") != "none"]
     text = (
-        "**LatentDD claims** at the storage budget (seed 001, Table 7): each latent method's longest run "
-        "against the random real subset of the same storage, the strongest pixel-space run of the same "
-        "objective family at the same storage (its iterations and distillation seconds in brackets: pixel "
-        "runs get CPU budgets far below the papers'), and the undistilled initial latents. Rows come from the "
-        "Methods table below.\n\n"
+        "**LatentDD claims** at the storage budget (Dataset Distillation in Latent Space, Table 7): each latent "
+        "method's longest run against the random real subset of the same storage, the strongest pixel-space "
+        "run of the same objective family at the same storage (its iterations and distillation seconds in "
+        "brackets: pixel runs get CPU budgets far below the papers'), and the undistilled initial latents. "
+        "Rows come from the Methods table below.\n\n"
         + markdown_table(claim_rows(records), CLAIM_COLUMNS)
         + "\n**Methods**, hard-label protocol (ConvNet-3, width 128, instance norm, SGD 0.01 decayed x0.1 at half, "
         "DSA), mean ± std over runs on the 10,000 test images. IPC = images per class of the storage budget; "

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from latent_distill.checkpointing import CheckpointFormatError, load_state, save_state
+from latent_distill.checkpointing import (
+    CheckpointFormatError,
+    CheckpointMismatchError,
+    load_resumable_state,
+    load_state,
+    save_state,
+)
+from latent_distill.config import DistillationConfig
 
 
 class NotATensor:
@@ -54,3 +61,14 @@ def test_file_without_random_states_is_refused(tmp_path):
 
 def test_missing_state_means_a_fresh_run(tmp_path):
     assert load_state(tmp_path / "absent.pt") is None
+
+
+def test_state_written_before_the_objective_rename_resumes_after_upgrade(tmp_path):
+    path = tmp_path / "state.pt"
+    config = DistillationConfig(objective="dc", ipc=2)
+    legacy = {"method" if key == "objective" else key: value for key, value in config.to_dict().items()}
+    save_state(path, step=4, config=legacy)
+    with pytest.raises(CheckpointMismatchError, match="other settings"):
+        load_resumable_state(path, True, "config", config.to_dict())
+    saved = load_resumable_state(path, True, "config", config.to_dict(), DistillationConfig.upgrade_dict)
+    assert saved["step"] == 4

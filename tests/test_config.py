@@ -32,7 +32,7 @@ def test_budget_above_class_size_is_a_clear_error():
 
 
 def test_config_saves_and_loads_itself(tmp_path):
-    config = DistillationConfig(method="dm", ipc=3, network_kwargs={"width": 32})
+    config = DistillationConfig(objective="dm", ipc=3, network_kwargs={"width": 32})
     config.save(tmp_path / "config.json")
     assert DistillationConfig.load(tmp_path / "config.json") == config
     with pytest.raises(ValueError, match="Unknown config keys"):
@@ -42,7 +42,7 @@ def test_config_saves_and_loads_itself(tmp_path):
 def test_presets_are_named_by_representation_and_objective():
     assert "latent-dm" in list_presets() and "pixel-dm" in list_presets()
     config = config_for_method("latent-dm", ipc=1, iterations=None)
-    assert (config.representation, config.method, config.ipc) == ("latent", "dm", 1)
+    assert (config.representation, config.objective, config.ipc) == ("latent", "dm", 1)
     assert config.method_name == "latent-dm"
     with pytest.raises(KeyError, match="available"):
         config_for_method("latent-xyz")
@@ -50,4 +50,14 @@ def test_presets_are_named_by_representation_and_objective():
 
 def test_preset_name_is_the_recorded_method_name():
     assert config_for_method("pixel-dsa").method_name == "pixel-dsa"
-    assert DistillationConfig(method="dm", representation="pixel").method_name == "pixel-dm"
+    assert DistillationConfig(objective="dm", representation="pixel").method_name == "pixel-dm"
+
+
+def test_configs_saved_before_the_objective_rename_still_load():
+    legacy = {"method": "mtt", "representation": "pixel", "ipc": 2}
+    config = DistillationConfig.from_dict(legacy)
+    assert (config.objective, config.representation, config.ipc) == ("mtt", "pixel", 2)
+    assert legacy == {"method": "mtt", "representation": "pixel", "ipc": 2}
+    assert config.to_dict()["objective"] == "mtt" and "method" not in config.to_dict()
+    with pytest.raises(ValueError, match="holds both 'method'"):
+        DistillationConfig.from_dict({"method": "dm", "objective": "dc"})

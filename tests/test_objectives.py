@@ -60,18 +60,18 @@ def pixel_pool(per_class: int = 20) -> RealPool:
     return RealPool(images, labels, 2, to_float=uint8_to_float)
 
 
-def toy_problem(space: str, method: str, objective_kwargs: dict, augmentation=None, learning_rate: float = 1.0,
+def toy_problem(space: str, objective_name: str, objective_kwargs: dict, augmentation=None, learning_rate: float = 1.0,
                 per_class: int = 2):
     """Builds what the pipeline builds: real pool, noise-initialised synthetic set, SGD, objective."""
     real = latent_pool() if space == "latent" else pixel_pool()
     shape = tuple(real.samples.shape[1:])
-    config = DistillationConfig(method=method, representation=space, ipc=1, batch_real=10,
+    config = DistillationConfig(objective=objective_name, representation=space, ipc=1, batch_real=10,
                                 network_kwargs=TINY_NETWORK, objective_kwargs=objective_kwargs,
                                 augmentation=augmentation)
     initial = torch.randn(2 * per_class, *shape, generator=torch.Generator().manual_seed(1))
     synthetic = (LearnableLatents if space == "latent" else LearnablePixels)(initial, 2)
     optimizer = torch.optim.SGD(synthetic.parameters(), lr=learning_rate, momentum=0.5)
-    objective = get_objective(method)(config, shape, 2, build_augmentation(augmentation))
+    objective = get_objective(objective_name)(config, shape, 2, build_augmentation(augmentation))
     return objective, synthetic, real, optimizer
 
 
@@ -280,11 +280,11 @@ def test_expert_training_resumes_expert_by_expert(tmp_path):
 # Configuration
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method,key", [("dc", "outer_loop"), ("mtt", "expert_epoch"), ("dm", "width")])
-def test_unknown_objective_kwargs_are_a_clear_error(method, key):
-    config = DistillationConfig(method=method, objective_kwargs={key: 1})
-    with pytest.raises(ObjectiveConfigError, match=rf"Unknown objective_kwargs \['{key}'\] for the '{method}'"):
-        get_objective(method)(config, (4, 7, 7), 2)
+@pytest.mark.parametrize("objective,key", [("dc", "outer_loop"), ("mtt", "expert_epoch"), ("dm", "width")])
+def test_unknown_objective_kwargs_are_a_clear_error(objective, key):
+    config = DistillationConfig(objective=objective, objective_kwargs={key: 1})
+    with pytest.raises(ObjectiveConfigError, match=rf"Unknown objective_kwargs \['{key}'\] for the '{objective}'"):
+        get_objective(objective)(config, (4, 7, 7), 2)
 
 
 def test_invalid_objective_values_are_a_clear_error():
@@ -296,7 +296,7 @@ def test_invalid_objective_values_are_a_clear_error():
 
 def test_presets_of_dc_and_mtt():
     latent_dc = config_for_method("latent-dc", ipc=1)
-    assert (latent_dc.method, latent_dc.learning_rate, latent_dc.scale_learning_rate) == ("dc", 0.05, True)
+    assert (latent_dc.objective, latent_dc.learning_rate, latent_dc.scale_learning_rate) == ("dc", 0.05, True)
     assert latent_dc.objective_kwargs["outer_loops"] == 10 and latent_dc.objective_kwargs["inner_steps"] == 50
     dsa = config_for_method("pixel-dsa", ipc=10)
     assert dsa.augmentation == "color_crop_cutout_flip_scale_rotate" and dsa.objective_kwargs["distance"] == "dc"

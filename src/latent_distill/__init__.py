@@ -1,5 +1,6 @@
 """latent-distill: dataset distillation in the latent space of pretrained autoencoders and diffusion models."""
 
+from .augment import list_augmentations, list_mixings
 from .codec import LatentCache, LatentCodec
 from .config import BudgetError, DistillationConfig, samples_per_class_for_budget
 from .d3hr import D3HRConfig
@@ -26,7 +27,7 @@ from .evaluation import (
     random_subset_reference,
 )
 from .networks import get_network, list_networks, register_network
-from .objectives import get_objective, register_objective
+from .objectives import get_objective, list_objectives, register_objective
 from .pipelines import (
     D3HROutput,
     D3HRPipeline,
@@ -37,6 +38,7 @@ from .presets import config_for_method, list_presets
 from .representations import (
     get_representation,
     list_representations,
+    list_skip_connections,
     register_representation,
 )
 
@@ -68,11 +70,15 @@ __all__ = [
     "get_network",
     "get_objective",
     "get_representation",
+    "list_augmentations",
     "list_eval_augmentations",
+    "list_mixings",
     "list_networks",
+    "list_objectives",
     "list_presets",
     "list_protocols",
     "list_representations",
+    "list_skip_connections",
     "load_fashion_mnist",
     "random_subset",
     "random_subset_reference",

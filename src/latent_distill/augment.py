@@ -7,11 +7,14 @@ to the images: dataset-distillation objectives back-propagate through it into th
 A *strategy* is an underscore-joined list of registered operation names, e.g. the DSA default
 ``"color_crop_cutout_flip_scale_rotate"``. Two kinds of operations exist:
 
-* image operations (:func:`register_augmentation`): ``color`` (= brightness, saturation, contrast),
-  ``brightness``, ``saturation``, ``contrast``, ``crop`` (integer shift with zero fill),
-  ``cutout``, ``flip``, ``scale``, ``rotate``, ``resizedcrop`` (random-resized crop, used by the
-  soft-label protocol);
-* mixing operations (:func:`register_mixing`), which also change the targets: ``cutmix``.
+* image operations (:func:`register_augmentation`, :func:`list_augmentations`): ``color``
+  (= brightness, saturation, contrast), ``brightness``, ``saturation``, ``contrast``, ``crop``
+  (integer shift with zero fill), ``cutout``, ``flip``, ``scale``, ``rotate``, ``resizedcrop``
+  (random-resized crop, used by the soft-label protocol);
+* mixing operations (:func:`register_mixing`, :func:`list_mixings`), which also change the targets:
+  ``cutmix``.
+
+:func:`list_operations` lists both kinds.
 
 ``mode="single"`` (the DSA reference default) applies ONE image operation per call, chosen at
 random from the strategy; ``mode="all"`` applies every image operation in order. Mixing operations
@@ -42,12 +45,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .registry import Registry, RegistryError
+
 DEFAULT_DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 DSA_CUTMIX_STRATEGY = "color_crop_cutmix_flip_scale_rotate"
 
 
 class AugmentationError(ValueError):
     """Raised for an unusable strategy or input; the message names the problem and the fix."""
+
+
+class AugmentationNameError(AugmentationError, RegistryError):
+    """Raised for an unknown or already registered operation name (also a ``KeyError``)."""
 
 
 @dataclass
@@ -142,50 +151,62 @@ ImageOp = Callable[[torch.Tensor, DSAParams, ParameterSampler], torch.Tensor]
 MixingOp = Callable[[torch.Tensor, torch.Tensor, DSAParams, Optional[torch.Generator]],
                     tuple[torch.Tensor, torch.Tensor]]
 
-_IMAGE_OPS: dict[str, ImageOp] = {}
-_MIXING_OPS: dict[str, MixingOp] = {}
+AUGMENTATIONS: Registry[ImageOp] = Registry("augmentation", "@register_augmentation(name)",
+                                             error=AugmentationNameError)
+MIXINGS: Registry[MixingOp] = Registry("mixing", "@register_mixing(name)", error=AugmentationNameError)
+get_augmentation = AUGMENTATIONS.get
+list_augmentations = AUGMENTATIONS.names
+get_mixing = MIXINGS.get
+list_mixings = MIXINGS.names
 
 
-def _register(table: dict, name: str):
+def _check_operation_name(name: str) -> None:
+    """Refuses a strategy token that cannot be parsed back or is taken by either kind of operation."""
     if "_" in name:
         raise AugmentationError(f"Operation names cannot contain '_' (it separates strategy parts): {name!r}.")
-
-    def decorator(function):
-        if name in _IMAGE_OPS or name in _MIXING_OPS:
-            raise AugmentationError(f"An augmentation named {name!r} is already registered.")
-        table[name] = function
-        return function
-
-    return decorator
+    if name in AUGMENTATIONS or name in MIXINGS:
+        raise AugmentationNameError(f"An augmentation named {name!r} is already registered.")
 
 
 def register_augmentation(name: str) -> Callable[[ImageOp], ImageOp]:
     """Decorator registering an image operation ``op(images, params, sampler) -> images``.
 
     Args:
-        name: the strategy token (no underscores).
+        name: the strategy token (no underscores, not taken by an image or mixing operation).
 
     Returns:
         The decorator.
+
+    Raises:
+        AugmentationError: for a name with an underscore; :class:`AugmentationNameError` for a taken one.
     """
-    return _register(_IMAGE_OPS, name)
+    _check_operation_name(name)
+    return AUGMENTATIONS.register(name)
 
 
 def register_mixing(name: str) -> Callable[[MixingOp], MixingOp]:
     """Decorator registering a mixing operation ``op(images, targets, params, generator)``.
 
     Args:
-        name: the strategy token (no underscores).
+        name: the strategy token (no underscores, not taken by an image or mixing operation).
 
     Returns:
         The decorator.
+
+    Raises:
+        AugmentationError: for a name with an underscore; :class:`AugmentationNameError` for a taken one.
     """
-    return _register(_MIXING_OPS, name)
+    _check_operation_name(name)
+    return MIXINGS.register(name)
 
 
-def list_augmentations() -> list[str]:
-    """Returns every registered operation name (image and mixing), sorted."""
-    return sorted(set(_IMAGE_OPS) | set(_MIXING_OPS))
+def list_operations() -> list[str]:
+    """Lists every token a strategy may name: image operations and mixing operations.
+
+    Returns:
+        The names of :func:`list_augmentations` and :func:`list_mixings`, sorted.
+    """
+    return sorted(list_augmentations() + list_mixings())
 
 
 @dataclass(frozen=True)
@@ -207,20 +228,20 @@ def parse_strategy(strategy: str) -> Strategy:
         The parsed :class:`Strategy`.
 
     Raises:
-        AugmentationError: for an unknown operation name.
+        AugmentationNameError: for an unknown operation name, listing the registered ones.
     """
     if strategy in ("", "none", "None"):
         return Strategy((), ())
     image_ops, mixing_ops = [], []
     for token in strategy.split("_"):
-        if token in _IMAGE_OPS:
+        if token in AUGMENTATIONS:
             image_ops.append(token)
-        elif token in _MIXING_OPS:
+        elif token in MIXINGS:
             mixing_ops.append(token)
         else:
-            raise AugmentationError(
-                f"Unknown augmentation {token!r} in strategy {strategy!r}; known operations: "
-                f"{', '.join(list_augmentations())}. Register new ones with @register_augmentation(name)."
+            raise AugmentationNameError(
+                f"Unknown augmentation {token!r} in strategy {strategy!r}; available: {list_operations()}. "
+                "Register a new one with @register_augmentation(name) (@register_mixing(name) if it mixes targets)."
             )
     return Strategy(tuple(image_ops), tuple(mixing_ops))
 
@@ -418,13 +439,13 @@ def _cutmix_op(images: torch.Tensor, targets: torch.Tensor, params: DSAParams,
 
 def _apply_single(images: torch.Tensor, names: tuple[str, ...], params: DSAParams,
                   sampler: ParameterSampler) -> torch.Tensor:
-    return _IMAGE_OPS[names[sampler.choice(len(names))]](images, params, sampler)
+    return get_augmentation(names[sampler.choice(len(names))])(images, params, sampler)
 
 
 def _apply_all(images: torch.Tensor, names: tuple[str, ...], params: DSAParams,
                sampler: ParameterSampler) -> torch.Tensor:
     for name in names:
-        images = _IMAGE_OPS[name](images, params, sampler)
+        images = get_augmentation(name)(images, params, sampler)
     return images
 
 
@@ -529,7 +550,7 @@ class DifferentiableSiameseAugmentation:
         images = self._image_ops(images, parsed, generator, per_sample)
         for name in parsed.mixing_ops:
             if float(torch.rand(1, generator=generator).item()) < self.params.mix_prob:
-                images, targets = _MIXING_OPS[name](images, targets, self.params, generator)
+                images, targets = get_mixing(name)(images, targets, self.params, generator)
         return images, targets
 
 

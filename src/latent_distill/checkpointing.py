@@ -14,7 +14,7 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -170,7 +170,8 @@ class CheckpointMismatchError(ValueError):
     """Raised when a run is resumed from a state written with other settings."""
 
 
-def load_resumable_state(path: PathLike | None, resume: bool, settings_key: str, settings: Any) -> dict | None:
+def load_resumable_state(path: PathLike | None, resume: bool, settings_key: str, settings: Any,
+                         upgrade: Optional[Callable[[Any], Any]] = None) -> dict | None:
     """The state to resume from, checked against the settings of the run that resumes.
 
     Args:
@@ -178,6 +179,8 @@ def load_resumable_state(path: PathLike | None, resume: bool, settings_key: str,
         resume: whether the caller asked to resume.
         settings_key: the entry of the saved state holding the settings it was written with.
         settings: this run's settings; they must equal the saved ones.
+        upgrade: brings saved settings written by an earlier version to the current form before the
+            comparison (e.g. :meth:`~latent_distill.config.SavedConfig.upgrade_dict`).
 
     Returns:
         The saved state (RNG states restored), or ``None`` when there is nothing to resume.
@@ -188,7 +191,8 @@ def load_resumable_state(path: PathLike | None, resume: bool, settings_key: str,
     if not resume or path is None or not Path(path).exists():
         return None
     saved = load_state(path)
-    if saved[settings_key] != settings:
+    saved_settings = upgrade(saved[settings_key]) if upgrade is not None else saved[settings_key]
+    if saved_settings != settings:
         raise CheckpointMismatchError(
             f"The state in {path} was written with other settings: resume with the same arguments, "
             "or start in a new checkpoint folder."

@@ -2,8 +2,9 @@
 
 Latents are the posterior means multiplied by the autoencoder's ``scaling_factor`` (unit-variance
 latents, as diffusion models consume them); decoding divides it back out. The resample factor
-``resample`` of seed 001 §4.1 upsamples images before encoding and downsamples the decoded images
-afterwards (``resample=2`` turns an ``f = 4`` autoencoder into an effective ``f = 2``).
+``resample`` (Dataset Distillation in Latent Space, §4.1) upsamples images before encoding and
+downsamples the decoded images afterwards (``resample=2`` turns an ``f = 4`` autoencoder into an
+effective ``f = 2``).
 """
 
 from __future__ import annotations

@@ -27,13 +27,48 @@ class SavedConfig:
 
     #: How error messages name the config.
     config_name: ClassVar[str] = "config"
+    #: Keys of configs saved by earlier versions -> the fields they were renamed to.
+    legacy_keys: ClassVar[dict[str, str]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
+    def upgrade_dict(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Renames the :attr:`legacy_keys` of a saved config to the current field names.
+
+        Args:
+            values: a config dict, possibly written by an earlier version.
+
+        Returns:
+            A new dict with current field names (``values`` itself is left unchanged).
+
+        Raises:
+            ValueError: when a dict holds both a legacy key and the field it was renamed to.
+        """
+        upgraded = dict(values)
+        for old, new in cls.legacy_keys.items():
+            if old in upgraded:
+                if new in upgraded:
+                    raise ValueError(f"The {cls.config_name} holds both {old!r} (its name before the rename) and "
+                                     f"{new!r}: keep {new!r} only.")
+                upgraded[new] = upgraded.pop(old)
+        return upgraded
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any]):
-        """Builds a config from a dict, rejecting unknown keys with the list of valid ones."""
+        """Builds a config from a dict, rejecting unknown keys with the list of valid ones.
+
+        Args:
+            values: the config's fields; legacy keys (:attr:`legacy_keys`) are renamed first.
+
+        Returns:
+            The config.
+
+        Raises:
+            ValueError: for unknown keys, listing the valid ones.
+        """
+        values = cls.upgrade_dict(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -56,7 +91,9 @@ class DistillationConfig(SavedConfig):
     """Every hyper-parameter of a gradient-based distillation run.
 
     Args:
-        method: matching objective, a name of the objective registry (``"dm"``, ...).
+        objective: matching objective, a name of the objective registry (``"dm"``, ...;
+            :func:`~latent_distill.objectives.list_objectives`). Saved configs that call it
+            ``"method"`` still load (:meth:`from_dict`).
         representation: what is optimised, a name of the representation registry
             (``"latent"`` for LatentDD, ``"pixel"`` for the classic baselines).
         ipc: images per class of the budget.
@@ -67,7 +104,8 @@ class DistillationConfig(SavedConfig):
         resample: upsampling before encoding, undone after decoding (LatentDD's ``f`` trick).
         iterations: optimisation steps.
         learning_rate: base learning rate of the synthetic samples; the effective one is
-            ``learning_rate * samples_per_class`` when ``scale_learning_rate`` (seed 001 Eq. 10).
+            ``learning_rate * samples_per_class`` when ``scale_learning_rate`` (Dataset
+            Distillation in Latent Space, Eq. 10).
         scale_learning_rate: multiply the base learning rate by the samples per class.
         momentum: SGD momentum of the synthetic samples.
         batch_real: real samples per class drawn at each step.
@@ -85,7 +123,10 @@ class DistillationConfig(SavedConfig):
         preset: the named method preset the config was built from (``"pixel-dsa"``, ...), if any.
     """
 
-    method: str = "dm"
+    #: Saved before the rename: ``"method"`` was the objective's name.
+    legacy_keys: ClassVar[dict[str, str]] = {"method": "objective"}
+
+    objective: str = "dm"
     representation: str = "latent"
     ipc: int = 10
     budget: str = "storage"
@@ -118,8 +159,8 @@ class DistillationConfig(SavedConfig):
 
     @property
     def method_name(self) -> str:
-        """The library-wide method name: the preset's (``"pixel-dsa"``) or ``<representation>-<method>``."""
-        return self.preset or f"{self.representation}-{self.method}"
+        """The library-wide method name: the preset's (``"pixel-dsa"``) or ``<representation>-<objective>``."""
+        return self.preset or f"{self.representation}-{self.objective}"
 
 
 def parse_options(options_class: Optional[type], values: dict[str, Any], *, field_name: str, owner: str,

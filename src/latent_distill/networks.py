@@ -32,18 +32,27 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import nn
 
-NetworkBuilder = Callable[..., nn.Module]
+from .registry import Registry, RegistryError
 
-_NETWORKS: dict[str, NetworkBuilder] = {}
+NetworkBuilder = Callable[..., nn.Module]
 
 
 class NetworkConfigError(ValueError):
     """Raised when a network cannot be built as asked; the message names the problem and the fix."""
 
 
+class NetworkNameError(NetworkConfigError, RegistryError):
+    """Raised for an unknown or already registered network name (also a ``KeyError``)."""
+
+
 # ----------------------------------------------------------------------------------------------
 # Registry
 # ----------------------------------------------------------------------------------------------
+
+NETWORKS: Registry[NetworkBuilder] = Registry("network", "@register_network(name)", error=NetworkNameError,
+                                              case_sensitive=False)
+list_networks = NETWORKS.names
+
 
 def register_network(name: str) -> Callable[[NetworkBuilder], NetworkBuilder]:
     """Class or function decorator adding a network builder to the registry.
@@ -57,22 +66,9 @@ def register_network(name: str) -> Callable[[NetworkBuilder], NetworkBuilder]:
         The decorator, which returns the builder unchanged.
 
     Raises:
-        NetworkConfigError: when ``name`` is already registered.
+        NetworkNameError: when ``name`` is already registered.
     """
-    key = name.lower()
-
-    def decorator(builder: NetworkBuilder) -> NetworkBuilder:
-        if key in _NETWORKS:
-            raise NetworkConfigError(f"A network named {key!r} is already registered; pick another name.")
-        _NETWORKS[key] = builder
-        return builder
-
-    return decorator
-
-
-def list_networks() -> list[str]:
-    """Returns the registered network names, sorted."""
-    return sorted(_NETWORKS)
+    return NETWORKS.register(name)
 
 
 def get_network(name: str, in_channels: int, num_classes: int, resolution: int, **kwargs) -> nn.Module:
@@ -89,20 +85,16 @@ def get_network(name: str, in_channels: int, num_classes: int, resolution: int, 
         The network, in training mode, initialised from the global torch RNG.
 
     Raises:
-        NetworkConfigError: for an unknown name or invalid sizes.
+        NetworkNameError: for an unknown name, listing the registered ones.
+        NetworkConfigError: for invalid sizes.
     """
-    key = name.lower()
-    if key not in _NETWORKS:
-        raise NetworkConfigError(
-            f"Unknown network {name!r}. Known networks: {', '.join(list_networks())}. "
-            "Add new ones with @register_network(name)."
-        )
+    builder = NETWORKS.get(name)
     if in_channels < 1 or num_classes < 1 or resolution < 1:
         raise NetworkConfigError(
             f"in_channels, num_classes and resolution must be positive, got {in_channels}, "
             f"{num_classes}, {resolution}."
         )
-    return _NETWORKS[key](in_channels, num_classes, resolution, **kwargs)
+    return builder(in_channels, num_classes, resolution, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------

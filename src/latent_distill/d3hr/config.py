@@ -13,7 +13,9 @@ NOISING_MODES = ("ddim", "ddpm")
 
 @dataclass
 class D3HRConfig(SavedConfig):
-    """Every hyper-parameter of a D3HR run (seed 002; defaults follow the paper and its code).
+    """Every hyper-parameter of a D3HR run; defaults follow the paper and its code.
+
+    The paper: Taming Diffusion for Dataset Distillation with High Representativeness.
 
     Args:
         ipc: images per class to generate.

@@ -33,10 +33,13 @@ from .protocols import (
     HardLabelProtocol,
     Protocol,
     SoftLabelProtocol,
+    get_eval_augmentation,
+    get_protocol,
     list_eval_augmentations,
     list_protocols,
     protocol_from_dict,
     register_eval_augmentation,
+    register_protocol,
     soft_label_batch_size,
 )
 from .references import full_data_reference, random_subset, random_subset_reference
@@ -69,6 +72,8 @@ __all__ = [
     "evaluate_synthetic",
     "frechet_distance",
     "full_data_reference",
+    "get_eval_augmentation",
+    "get_protocol",
     "list_eval_augmentations",
     "list_protocols",
     "load_teacher",
@@ -77,6 +82,7 @@ __all__ = [
     "random_subset",
     "random_subset_reference",
     "register_eval_augmentation",
+    "register_protocol",
     "soft_label_batch_size",
     "train_teacher",
 ]

@@ -43,7 +43,10 @@ class AugmentationPreset:
     mode: str = "single"
 
 
-EVAL_AUGMENTATIONS: Registry[AugmentationPreset] = Registry("protocol augmentation")
+EVAL_AUGMENTATIONS: Registry[AugmentationPreset] = Registry("protocol augmentation",
+                                                            "register_eval_augmentation(name, strategy)")
+get_eval_augmentation = EVAL_AUGMENTATIONS.get
+list_eval_augmentations = EVAL_AUGMENTATIONS.names
 
 
 def register_eval_augmentation(name: str, strategy: str, mode: str = "single") -> None:
@@ -59,15 +62,6 @@ def register_eval_augmentation(name: str, strategy: str, mode: str = "single") -
     """
     parse_strategy(strategy)
     EVAL_AUGMENTATIONS.add(name, AugmentationPreset(strategy, mode))
-
-
-def list_eval_augmentations() -> list[str]:
-    """Lists the augmentation presets a protocol's ``augmentation`` may name.
-
-    Returns:
-        The registered preset names, sorted.
-    """
-    return EVAL_AUGMENTATIONS.names()
 
 
 register_eval_augmentation("none", "none")
@@ -232,18 +226,14 @@ class SoftLabelProtocol(_ProtocolBase):
 
 Protocol = Union[HardLabelProtocol, SoftLabelProtocol]
 
-PROTOCOLS: Registry[type[_ProtocolBase]] = Registry("protocol")
-PROTOCOLS.add(HardLabelProtocol.kind, HardLabelProtocol)
-PROTOCOLS.add(SoftLabelProtocol.kind, SoftLabelProtocol)
+#: Protocol classes by ``kind`` (the ``"protocol"`` value of a protocol's ``to_dict()``).
+PROTOCOLS: Registry[type[_ProtocolBase]] = Registry("protocol", "register_protocol(kind, ProtocolClass)")
+register_protocol = PROTOCOLS.add
+get_protocol = PROTOCOLS.get
+list_protocols = PROTOCOLS.names
 
-
-def list_protocols() -> list[str]:
-    """Lists the protocol kinds (the ``"protocol"`` value of a protocol's ``to_dict()``).
-
-    Returns:
-        The registered kinds, sorted.
-    """
-    return PROTOCOLS.names()
+register_protocol(HardLabelProtocol.kind, HardLabelProtocol)
+register_protocol(SoftLabelProtocol.kind, SoftLabelProtocol)
 
 
 def protocol_from_dict(values: dict) -> Protocol:
@@ -261,7 +251,7 @@ def protocol_from_dict(values: dict) -> Protocol:
     kind = values.get("protocol")
     if kind not in PROTOCOLS:
         raise EvaluationError(f"Unknown protocol kind {kind!r}; known: {list_protocols()}.")
-    return PROTOCOLS.get(kind).from_dict(values)
+    return get_protocol(kind).from_dict(values)
 
 
 def soft_label_batch_size(images_per_class: float, num_classes: int, num_images: int) -> int:

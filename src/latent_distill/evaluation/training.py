@@ -29,10 +29,10 @@ from ..data import ImageClassificationTensors
 from ..networks import get_network
 from .common import EvaluationError, to_float_samples
 from .protocols import (
-    EVAL_AUGMENTATIONS,
     HardLabelProtocol,
     Protocol,
     SoftLabelProtocol,
+    get_eval_augmentation,
     soft_label_batch_size,
 )
 
@@ -113,8 +113,8 @@ def _batches(num: int, batch_size: int, generator: torch.Generator):
 
 
 def _augmenter(name: str, params: DSAParams) -> Optional[DifferentiableSiameseAugmentation]:
-    """The augmenter of a named preset (see :data:`EVAL_AUGMENTATIONS`), ``None`` for ``"none"``."""
-    preset = EVAL_AUGMENTATIONS.get(name)
+    """The augmenter of a named preset (see :func:`list_eval_augmentations`), ``None`` for ``"none"``."""
+    preset = get_eval_augmentation(name)
     if preset.strategy == "none":
         return None
     return DifferentiableSiameseAugmentation(preset.strategy, params=params, mode=preset.mode)

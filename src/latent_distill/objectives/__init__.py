@@ -6,6 +6,7 @@ from .base import (
     ObjectiveConfigError,
     build_augmentation,
     get_objective,
+    list_objectives,
     parse_objective_options,
     register_objective,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "TrajectoryMatching",
     "build_augmentation",
     "get_objective",
+    "list_objectives",
     "parse_objective_options",
     "register_objective",
 ]

@@ -18,9 +18,10 @@ from ..registry import Registry
 from ..representations import RealPool, Representation
 from ..seeding import seeded
 
-OBJECTIVES: Registry[type["MatchingObjective"]] = Registry("objective")
+OBJECTIVES: Registry[type["MatchingObjective"]] = Registry("objective", "@register_objective(name)")
 register_objective = OBJECTIVES.register
 get_objective = OBJECTIVES.get
+list_objectives = OBJECTIVES.names
 
 
 class ObjectiveConfigError(ValueError):

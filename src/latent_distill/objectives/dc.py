@@ -1,4 +1,5 @@
-"""Gradient matching: DC / DSA, and LatentDC (seed 001, Algorithm 1), written once for any space.
+"""Gradient matching: DC / DSA, and LatentDC (Dataset Distillation in Latent Space, Algorithm 1),
+written once for any space.
 
 Each iteration initialises a fresh network and runs ``outer_loops`` rounds of:
 
@@ -67,7 +68,7 @@ GRADIENT_DISTANCES: dict[str, Callable[[Gradients, Gradients], torch.Tensor]] = 
 
 @dataclass
 class DCObjectiveConfig:
-    """Hyper-parameters of gradient matching (``config.objective_kwargs`` of ``method="dc"``).
+    """Hyper-parameters of gradient matching (``config.objective_kwargs`` of ``objective="dc"``).
 
     Args:
         outer_loops: M, matching rounds (synthetic-set updates) per fresh network. ``None`` takes

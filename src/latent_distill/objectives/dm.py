@@ -1,4 +1,4 @@
-"""Distribution matching (DM; LatentDM in seed 001, Algorithm 2).
+"""Distribution matching (DM; LatentDM in Dataset Distillation in Latent Space, Algorithm 2).
 
 Each iteration samples a fresh, randomly initialised embedding network and, for every class,
 matches the mean embedding of a real batch and of the synthetic samples:

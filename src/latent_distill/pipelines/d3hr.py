@@ -1,4 +1,5 @@
-"""``D3HRPipeline``: distillation by DDIM inversion, per-class Gaussians and group sampling (seed 002).
+"""``D3HRPipeline``: distillation by DDIM inversion, per-class Gaussians and group sampling (Taming
+Diffusion for Dataset Distillation with High Representativeness).
 
 1. ``fit()``: encode the real images, DDIM-invert their latents (class-conditional, guided) to a
    chosen depth, and fold them into per-class diagonal Gaussians in one streamed pass; classes are

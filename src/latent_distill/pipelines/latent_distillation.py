@@ -299,7 +299,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             ```py
             >>> from latent_distill import LatentDistillationPipeline, load_fashion_mnist
             >>> pipe = LatentDistillationPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)
-            >>> out = pipe(load_fashion_mnist()["train"], method="dm", ipc=10, iterations=1000)
+            >>> out = pipe(load_fashion_mnist()["train"], objective="dm", ipc=10, iterations=1000)
             >>> out.images.shape
             torch.Size([400, 1, 28, 28])
             ```
@@ -308,7 +308,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
         config = (config or DistillationConfig()).replace(**config_overrides)
         state = PartialState()
         representation_cls = get_representation(config.representation)
-        objective_cls = get_objective(config.method)
+        objective_cls = get_objective(config.objective)
         codec = self._frozen_codec(config, state.device)
         resolution = codec.resolution
 
@@ -339,7 +339,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
 
         step, losses = 0, []
         checkpoint = Path(checkpoint_dir) / "state.pt" if checkpoint_dir is not None else None
-        saved = load_resumable_state(checkpoint, resume, "config", config.to_dict())
+        saved = load_resumable_state(checkpoint, resume, "config", config.to_dict(), DistillationConfig.upgrade_dict)
         if saved is not None:
             synthetic.load_state_dict(saved["synthetic"])
             optimizer.load_state_dict(saved["optimizer"])

@@ -27,7 +27,10 @@ from .pixel import LearnablePixels
 from .real_pool import RealPool
 from .skip_connection import (
     SKIP_CONNECTIONS,
+    SkipConnection,
+    get_skip_connection,
     list_skip_connections,
+    register_skip_connection,
     skip_ddim_step,
     skip_weight,
 )
@@ -45,10 +48,13 @@ __all__ = [
     "RealPool",
     "Representation",
     "RepresentationConfigError",
+    "SkipConnection",
     "get_representation",
+    "get_skip_connection",
     "list_representations",
     "list_skip_connections",
     "register_representation",
+    "register_skip_connection",
     "skip_ddim_step",
     "skip_weight",
 ]

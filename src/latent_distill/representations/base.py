@@ -26,14 +26,10 @@ class RepresentationConfigError(ValueError):
     """Raised for unusable representation options; the message names the problem and the fix."""
 
 
-REPRESENTATIONS: Registry[type["Representation"]] = Registry("representation")
+REPRESENTATIONS: Registry[type["Representation"]] = Registry("representation", "@register_representation(name)")
 register_representation = REPRESENTATIONS.register
 get_representation = REPRESENTATIONS.get
-
-
-def list_representations() -> list[str]:
-    """Names of the registered representations (``config.representation``)."""
-    return REPRESENTATIONS.names()
+list_representations = REPRESENTATIONS.names
 
 
 class Representation(nn.Module):

@@ -56,16 +56,21 @@ class SkipConnection:
     description: str
 
 
-SKIP_CONNECTIONS: Registry[SkipConnection] = Registry("skip connection")
-SKIP_CONNECTIONS.add("paper", SkipConnection(
+SKIP_CONNECTIONS: Registry[SkipConnection] = Registry("skip connection",
+                                                     "register_skip_connection(name, SkipConnection(...))")
+register_skip_connection = SKIP_CONNECTIONS.add
+get_skip_connection = SKIP_CONNECTIONS.get
+list_skip_connections = SKIP_CONNECTIONS.names
+
+register_skip_connection("paper", SkipConnection(
     weight=lambda i, k: (i + 1) / k, step=_paper_step, source=lambda clean, noised: noised,
     replaces_sample_at_full_weight=True,
     description="Eq. 7: x_prev = (1 - t/T) ddim(x) + (t/T) z_T, z_T the noised initial latent"))
-SKIP_CONNECTIONS.add("reference", SkipConnection(
+register_skip_connection("reference", SkipConnection(
     weight=lambda i, k: i / (k - 1) if k > 1 else 0.0, step=_reference_step, source=lambda clean, noised: clean,
     replaces_sample_at_full_weight=False,
     description="authors' code: x0 = (1 - i/(K-1)) x0_hat + i/(K-1) z, z the clean latent"))
-SKIP_CONNECTIONS.add("none", SkipConnection(
+register_skip_connection("none", SkipConnection(
     weight=lambda i, k: 0.0, step=_plain_step, source=lambda clean, noised: noised,
     replaces_sample_at_full_weight=False, description="plain DDIM"))
 
@@ -106,8 +111,3 @@ def skip_ddim_step(sample: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, 
     """
     return SKIP_CONNECTIONS.get(form).step(sample, eps, float(alpha_bar_t), float(alpha_bar_prev), float(weight),
                                            skip_source)
-
-
-def list_skip_connections() -> list[str]:
-    """Names of the registered skip-connection forms."""
-    return SKIP_CONNECTIONS.names()

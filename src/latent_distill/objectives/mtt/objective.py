@@ -1,4 +1,5 @@
-"""Trajectory matching: MTT (Cazenavette et al. 2022) and LatentMTT (seed 001, Eq. 9, Algorithm 3).
+"""Trajectory matching: MTT (Cazenavette et al. 2022) and LatentMTT (Dataset Distillation in Latent
+Space, Eq. 9, Algorithm 3).
 
 ``setup`` trains (or loads from the cache) expert trajectories on the real samples of the matching
 space (:mod:`.trajectories`). Each iteration then:
@@ -51,7 +52,7 @@ LR_MOMENTUM = 0.5
 
 @dataclass
 class MTTObjectiveConfig:
-    """Hyper-parameters of trajectory matching (``config.objective_kwargs`` of ``method="mtt"``).
+    """Hyper-parameters of trajectory matching (``config.objective_kwargs`` of ``objective="mtt"``).
 
     Defaults are MTT's (``distill.py`` and ``buffer.py``).
 
@@ -63,7 +64,8 @@ class MTTObjectiveConfig:
         buffer_epochs: epochs per expert; ``None`` trains exactly the
             ``max_start_epoch - 1 + expert_epochs`` epochs the matching reads.
         lr_teacher: initial student learning rate.
-        lr_lr: learning rate of the student learning rate (lambda in seed 001).
+        lr_lr: learning rate of the student learning rate (lambda in Dataset Distillation in Latent
+            Space).
         batch_syn: synthetic samples per student step; ``None`` uses the whole set.
         memory: ``"full"`` (back-propagate the unrolled student) or ``"tesla"`` (same gradients,
             activation memory of one student step).

@@ -2,8 +2,8 @@
 
 The student starts from an expert snapshot ``theta_0`` and takes ``N`` SGD steps
 ``theta_{n+1} = theta_n - lr * grad CE(theta_n; X_n)`` on minibatches ``X_n`` of the synthetic set;
-the matching loss is ``||theta_N - theta*_{t+M}||^2 / ||theta_0 - theta*_{t+M}||^2`` (seed 001
-Eq. 9, MTT). Two ways compute its gradient w.r.t. the synthetic samples and ``lr``:
+the matching loss is ``||theta_N - theta*_{t+M}||^2 / ||theta_0 - theta*_{t+M}||^2`` (Dataset
+Distillation in Latent Space, Eq. 9; MTT). Two ways compute its gradient w.r.t. the synthetic samples and ``lr``:
 
 - :func:`unrolled_matching_loss` keeps the graph of all ``N`` steps and lets autograd
   back-propagate (MTT); memory grows with ``N``.
