@@ -37,10 +37,8 @@ from ..data import (
     DatasetLike,
     ImageClassificationTensors,
     float_to_uint8,
-    source_record,
     training_tensors,
 )
-from ..default_models import model_reference
 from ..diffusion.ddim import (
     ddim_invert,
     ddim_regenerate,
@@ -56,6 +54,7 @@ from ..precision import freeze
 from ..seeding import generator_for
 from .outputs import D3HROutput
 from .recorded_models import load_recorded_pipeline
+from .run_record import model_references, run_record, source_dataset_record
 
 
 class D3HRPipeline(DiffusionPipeline):
@@ -182,7 +181,7 @@ class D3HRPipeline(DiffusionPipeline):
             "class_names": list(data.class_names),
             "image_shape": list(data.images.shape[1:]),
             "fit_samples_per_class": self.gaussians.counts.tolist(),
-            "source_dataset": source_record(dataset, data),
+            "source_dataset": source_dataset_record(dataset, data),
             "fit_config": config.to_dict(),
         }
         return self.gaussians
@@ -348,24 +347,12 @@ class D3HRPipeline(DiffusionPipeline):
                 output.config[key] = distilled.config[key]
         return output
 
-    def _model_reference(self, subfolder: str, module: torch.nn.Module) -> dict[str, Any]:
-        if self.config.get("_name_or_path"):
-            return {"path": model_reference(self.config["_name_or_path"]), "subfolder": subfolder, "revision": None}
-        return {"path": model_reference(getattr(module.config, "_name_or_path", None)), "subfolder": None,
-                "revision": None}
-
     def _run_record(self, config: D3HRConfig) -> dict[str, Any]:
-        return {
-            "ipc": config.ipc,
-            "budget": "count",
-            "samples_per_class": config.ipc,
-            "image_shape": self.fit_record.get("image_shape"),
-            "sample_shape": list(self.fit_record["latent_shape"]),
-            "distillation": {**config.to_dict(), "method_name": config.method_name},
-            "source_dataset": self.fit_record.get("source_dataset", {}),
-            "models": {"vae": self._model_reference("vae", self.vae),
-                       "transformer": self._model_reference("transformer", self.transformer)},
-        }
+        """The run record of a sampling run (see :mod:`latent_distill.pipelines.run_record`)."""
+        return run_record(config, budget="count", samples_per_class=config.ipc,
+                          image_shape=self.fit_record.get("image_shape"), sample_shape=self.fit_record["latent_shape"],
+                          source_dataset=self.fit_record.get("source_dataset", {}),
+                          models=model_references(self, ("vae", "transformer")))
 
     def __call__(self, dataset: DatasetLike, config: Optional[D3HRConfig] = None, *,
                  image_column: Optional[str] = None, label_column: Optional[str] = None,

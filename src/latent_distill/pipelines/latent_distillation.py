@@ -25,10 +25,8 @@ from ..data import (
     DatasetLike,
     ImageClassificationTensors,
     float_to_uint8,
-    source_record,
     training_tensors,
 )
-from ..default_models import model_reference
 from ..distilled import DistilledDataset, DistilledDatasetError
 from ..distributed import GradientAllReduce, shard, sum_across_processes
 from ..objectives import build_augmentation, get_objective
@@ -37,6 +35,7 @@ from ..representations import RealPool, get_representation
 from ..seeding import generator_for
 from .outputs import LatentDistillationOutput
 from .recorded_models import load_recorded_autoencoder, load_recorded_pipeline
+from .run_record import model_references, run_record, source_dataset_record
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -115,37 +114,16 @@ class LatentDistillationPipeline(DiffusionPipeline):
                 chunks.append(torch.randn((per_class, *sample_shape), generator=generator))
         return torch.cat(chunks)
 
-    def _vae_reference(self) -> dict[str, Any]:
-        """Where the autoencoder came from, so a distilled set can be decoded again."""
-        return self._component_reference("vae", self.vae)
-
-    def _component_reference(self, subfolder: str, module: Any) -> dict[str, Any]:
-        """Where a component came from: the pipeline folder's ``subfolder``, or the module's own path."""
-        if self.config.get("_name_or_path"):
-            return {"path": model_reference(self.config["_name_or_path"]), "subfolder": subfolder, "revision": None}
-        return {"path": model_reference(getattr(module.config, "_name_or_path", None)), "subfolder": None,
-                "revision": None}
-
-    def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors,
-                    per_class: int, sample_shape, dataset: DatasetLike) -> dict[str, Any]:
-        source = source_record(dataset, data)
-        record = {
-            "ipc": config.ipc,
-            "budget": config.budget,
-            "samples_per_class": per_class,
-            "image_shape": list(data.images.shape[1:]),
-            "sample_shape": list(sample_shape),
-            "distillation": {**config.to_dict(), "method_name": config.method_name},
-            "source_dataset": source,
-            "models": {"vae": self._vae_reference()},
-        }
-        if config.representation == "latent":
-            record["latents_per_class"] = per_class
-        if get_representation(config.representation).uses_denoiser:
-            record["models"]["transformer"] = self._component_reference("transformer", self.transformer)
-            record["models"]["scheduler"] = {**self._component_reference("scheduler", self.scheduler),
-                                             "class": type(self.scheduler).__name__}
-        return record
+    def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors, dataset: DatasetLike,
+                    per_class: int, sample_shape: tuple[int, ...]) -> dict[str, Any]:
+        """The run record of this run (see :mod:`latent_distill.pipelines.run_record`)."""
+        uses_denoiser = get_representation(config.representation).uses_denoiser
+        return run_record(
+            config, budget=config.budget, samples_per_class=per_class, image_shape=data.images.shape[1:],
+            sample_shape=sample_shape, source_dataset=source_dataset_record(dataset, data),
+            models=model_references(self, ("vae", "transformer", "scheduler") if uses_denoiser else ("vae",)),
+            latents_per_class=per_class if config.representation == "latent" else None,
+        )
 
     def _frozen_codec(self, config: DistillationConfig, device: torch.device) -> LatentCodec:
         """Freezes the autoencoder (and denoiser) on ``device`` in accelerate's mixed precision (learned
@@ -335,7 +313,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             # Each process handles its classes; summed gradients keep every process's copy identical.
             classes = shard(classes, state)
             optimizer = GradientAllReduce(optimizer, state)
-        record = self._run_record(config, data, per_class, sample_shape, dataset)
+        record = self._run_record(config, data, dataset, per_class, sample_shape)
 
         step, losses = 0, []
         checkpoint = Path(checkpoint_dir) / "state.pt" if checkpoint_dir is not None else None
