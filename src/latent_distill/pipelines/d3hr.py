@@ -352,7 +352,7 @@ class D3HRPipeline(DiffusionPipeline):
         return run_record(config, budget="count", samples_per_class=config.ipc,
                           image_shape=self.fit_record.get("image_shape"), sample_shape=self.fit_record["latent_shape"],
                           source_dataset=self.fit_record.get("source_dataset", {}),
-                          models=model_references(self, ("vae", "transformer")))
+                          models=model_references(self, ("vae", "transformer", "scheduler")))
 
     def __call__(self, dataset: DatasetLike, config: Optional[D3HRConfig] = None, *,
                  image_column: Optional[str] = None, label_column: Optional[str] = None,

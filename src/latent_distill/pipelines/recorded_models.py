@@ -2,7 +2,8 @@
 
 A run records where its models came from in ``config["models"]`` of the set it writes: name ->
 ``{"path", "subfolder", "revision"}`` (``path`` is ``None`` for models built in memory, which
-cannot be loaded back). The pipelines' ``from_distilled`` classmethods use these helpers.
+cannot be loaded back; a scheduler also records its ``class``), written by
+:mod:`latent_distill.pipelines.run_record`. The pipelines' ``from_distilled`` classmethods use these helpers.
 """
 
 from __future__ import annotations
