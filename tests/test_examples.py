@@ -9,6 +9,7 @@ import torch
 from conftest import make_image_dataset
 
 from latent_distill import DistilledDataset, LatentDistillationPipeline
+from latent_distill.data import dataset_fingerprint, load_image_classification
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -41,6 +42,9 @@ def test_distill_example_writes_an_evaluated_hub_folder(tiny_vae, tmp_path):
     assert [row.get("method") for row in restored.evaluation][0] == "latent-dm"
     config = json.loads((tmp_path / "out" / "distillation_config.json").read_text())
     assert config["config"]["source_dataset"]["id"] == str(data_dir)
+    train = load_image_classification(str(data_dir))["train"]
+    assert config["config"]["source_dataset"]["fingerprint"] == dataset_fingerprint(train)
+    assert config["config"]["source_dataset"]["num_samples"] == 20
 
     rows = load_example("evaluate").main([
         str(tmp_path / "out"), "--dataset", str(data_dir), "--archs", "convnet", "alexnet",

@@ -412,12 +412,27 @@ def training_tensors(dataset: DatasetLike, resolution: int, channels: int, image
     return data
 
 
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """The ``datasets`` fingerprint of a split: it changes with the split's content and transforms.
+
+    Recorded as ``source_dataset["fingerprint"]`` of a distilled set, so the data a set was distilled
+    from can be told apart from other versions of it.
+
+    Args:
+        dataset: a ``datasets.Dataset``.
+
+    Returns:
+        The fingerprint (a hex string).
+    """
+    return dataset._fingerprint
+
+
 def source_record(dataset: DatasetLike, data: ImageClassificationTensors) -> dict:
     """What a distilled set records of its source data: id, fingerprint, version, sizes."""
     source = {"id": None, "num_samples": len(data.labels), "num_classes": data.num_classes}
     if isinstance(dataset, (Dataset, DatasetDict)):
         split = dataset["train"] if isinstance(dataset, DatasetDict) else dataset
-        source.update(id=split.info.dataset_name, fingerprint=split._fingerprint,
+        source.update(id=split.info.dataset_name, fingerprint=dataset_fingerprint(split),
                       config_name=split.info.config_name,
                       version=str(split.info.version) if split.info.version else None)
     return source

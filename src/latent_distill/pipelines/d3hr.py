@@ -123,7 +123,8 @@ class D3HRPipeline(DiffusionPipeline):
 
     def fit(self, dataset: DatasetLike, config: Optional[D3HRConfig] = None, *, image_column: Optional[str] = None,
             label_column: Optional[str] = None, cache_dir: Optional[Union[str, Path]] = None,
-            checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False) -> ClassGaussians:
+            checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
+            source_dataset: Optional[dict[str, Any]] = None) -> ClassGaussians:
         """Fits the per-class Gaussians of the inverted training latents (and keeps them on the pipeline).
 
         Args:
@@ -134,6 +135,9 @@ class D3HRPipeline(DiffusionPipeline):
             cache_dir: latent cache folder (encodings are reused across runs).
             checkpoint_dir: where each process saves its fitting state after every class.
             resume: continue from that state, skipping finished classes.
+            source_dataset: entries recorded in the run record's ``source_dataset`` over the ones
+                detected from ``dataset``, e.g. ``{"id": ..., "fingerprint": dataset_fingerprint(split)}``
+                when ``dataset`` is tensors made from a ``datasets`` split.
 
         Returns:
             The fitted :class:`~latent_distill.d3hr.gaussians.ClassGaussians`.
@@ -181,7 +185,7 @@ class D3HRPipeline(DiffusionPipeline):
             "class_names": list(data.class_names),
             "image_shape": list(data.images.shape[1:]),
             "fit_samples_per_class": self.gaussians.counts.tolist(),
-            "source_dataset": source_dataset_record(dataset, data),
+            "source_dataset": source_dataset_record(dataset, data, source_dataset),
             "fit_config": config.to_dict(),
         }
         return self.gaussians
@@ -357,7 +361,8 @@ class D3HRPipeline(DiffusionPipeline):
     def __call__(self, dataset: DatasetLike, config: Optional[D3HRConfig] = None, *,
                  image_column: Optional[str] = None, label_column: Optional[str] = None,
                  cache_dir: Optional[Union[str, Path]] = None, checkpoint_dir: Optional[Union[str, Path]] = None,
-                 resume: bool = False, return_dict: bool = True, **config_overrides: Any):
+                 resume: bool = False, source_dataset: Optional[dict[str, Any]] = None, return_dict: bool = True,
+                 **config_overrides: Any):
         """Fits the Gaussians of ``dataset`` and regenerates ``config.ipc`` images per class.
 
         Args:
@@ -368,6 +373,7 @@ class D3HRPipeline(DiffusionPipeline):
             cache_dir: latent cache folder.
             checkpoint_dir: fitting checkpoints (one per process, after every class).
             resume: continue a fit from ``checkpoint_dir``.
+            source_dataset: source dataset entries recorded over the detected ones (see :meth:`fit`).
             return_dict: return a :class:`D3HROutput` (else a tuple).
 
         Returns:
@@ -385,7 +391,7 @@ class D3HRPipeline(DiffusionPipeline):
         started = time.time()
         config = (config or D3HRConfig()).replace(**config_overrides)
         self.fit(dataset, config, image_column=image_column, label_column=label_column, cache_dir=cache_dir,
-                 checkpoint_dir=checkpoint_dir, resume=resume)
+                 checkpoint_dir=checkpoint_dir, resume=resume, source_dataset=source_dataset)
         output = self.sample(config=config)
         output.distill_seconds = time.time() - started
         return output if return_dict else (output.images, output.labels, output.gaussians)

@@ -115,12 +115,13 @@ class LatentDistillationPipeline(DiffusionPipeline):
         return torch.cat(chunks)
 
     def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors, dataset: DatasetLike,
-                    per_class: int, sample_shape: tuple[int, ...]) -> dict[str, Any]:
+                    source_dataset: Optional[dict[str, Any]], per_class: int,
+                    sample_shape: tuple[int, ...]) -> dict[str, Any]:
         """The run record of this run (see :mod:`latent_distill.pipelines.run_record`)."""
         uses_denoiser = get_representation(config.representation).uses_denoiser
         return run_record(
             config, budget=config.budget, samples_per_class=per_class, image_shape=data.images.shape[1:],
-            sample_shape=sample_shape, source_dataset=source_dataset_record(dataset, data),
+            sample_shape=sample_shape, source_dataset=source_dataset_record(dataset, data, source_dataset),
             models=model_references(self, ("vae", "transformer", "scheduler") if uses_denoiser else ("vae",)),
             latents_per_class=per_class if config.representation == "latent" else None,
         )
@@ -255,7 +256,8 @@ class LatentDistillationPipeline(DiffusionPipeline):
     def __call__(self, dataset: DatasetLike, config: Optional[DistillationConfig] = None, *,
                  image_column: Optional[str] = None, label_column: Optional[str] = None,
                  cache_dir: Optional[Union[str, Path]] = None, checkpoint_dir: Optional[Union[str, Path]] = None,
-                 resume: bool = False, return_dict: bool = True, **config_overrides: Any):
+                 resume: bool = False, source_dataset: Optional[dict[str, Any]] = None, return_dict: bool = True,
+                 **config_overrides: Any):
         """Distils ``dataset``.
 
         Args:
@@ -267,6 +269,9 @@ class LatentDistillationPipeline(DiffusionPipeline):
             cache_dir: folder of the latent cache (encodings are reused across runs).
             checkpoint_dir: folder of the resumable state (saved every ``config.checkpoint_every``).
             resume: continue from the state in ``checkpoint_dir`` when present.
+            source_dataset: entries recorded in the run record's ``source_dataset`` over the ones
+                detected from ``dataset``, e.g. ``{"id": ..., "fingerprint": dataset_fingerprint(split)}``
+                when ``dataset`` is tensors made from a ``datasets`` split.
             return_dict: return a :class:`LatentDistillationOutput` (else a tuple).
 
         Returns:
@@ -313,7 +318,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             # Each process handles its classes; summed gradients keep every process's copy identical.
             classes = shard(classes, state)
             optimizer = GradientAllReduce(optimizer, state)
-        record = self._run_record(config, data, dataset, per_class, sample_shape)
+        record = self._run_record(config, data, dataset, source_dataset, per_class, sample_shape)
 
         step, losses = 0, []
         checkpoint = Path(checkpoint_dir) / "state.pt" if checkpoint_dir is not None else None
