@@ -39,7 +39,7 @@ from results_io import (
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRConfig, D3HRPipeline
 from latent_distill.checkpointing import load_state, save_state
 from latent_distill.codec import LatentCache
-from latent_distill.d3hr import GaussianAccumulator, select_group
+from latent_distill.d3hr import GaussianAccumulator, fit_subset, select_group
 from latent_distill.data import fashion_mnist_tensors, uint8_to_float
 from latent_distill.diffusion import (
     GuidedDenoiser,
@@ -69,8 +69,8 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
     """Fits Gaussians at every depth (DDIM) and at the default depth (DDPM), class by class."""
     base = D3HRConfig(max_samples_per_class=args.fit_per_class, guidance_scale=args.guidance,
                       inversion_steps=args.default_depth)
-    subset = pipe._fit_subset(train, base)
-    codec = pipe._codec(base)
+    subset = fit_subset(train, base.max_samples_per_class, base.seed)
+    codec = pipe.latent_codec(base)
     latents = encode_training_latents(subset, codec, LatentCache(ROOT / "runs" / "latent-cache"))
     dim = latents[0].numel()
     depths = sorted(args.depths)
@@ -164,7 +164,7 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
         run_cell({"method": "d3hr", "variant": variant, "noising": noising, "inversion_steps": depth,
                   "timestep": timestep, "num_candidates": candidates, "guidance": args.guidance, "ipc": ipc,
                   "samples_per_class": ipc, "protocol": kind, "fit_per_class": args.fit_per_class}, compute, args.redo)
-    codec = pipe._codec(D3HRConfig())
+    codec = pipe.latent_codec()
     references = {RANDOM_SUBSET: lambda images: images,
                   AUTOENCODED_SUBSET: lambda images: codec.decode(codec.encode(images))}
     for ipc in (1, 10):

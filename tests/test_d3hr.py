@@ -13,11 +13,12 @@ from conftest import (
 )
 from diffusers import DiTTransformer2DModel
 
-from latent_distill import D3HRConfig, D3HRPipeline, DistilledDataset
+from latent_distill import D3HRConfig, D3HRPipeline, DistilledDataset, dataset_to_tensors
 from latent_distill.d3hr import (
     GaussianAccumulator,
     GaussianFitError,
     GroupScoreWeights,
+    fit_subset,
     redraw_group,
     score_groups,
     select_group,
@@ -189,6 +190,15 @@ def test_d3hr_ddpm_noising_and_subsampled_fit(pipe):
     assert gaussians.counts.tolist() == [4, 4]
     again = pipe.fit(data, D3HRConfig(**FAST, noising="ddpm", max_samples_per_class=4))
     assert torch.equal(gaussians.mean, again.mean)
+
+
+def test_fit_subset_is_a_seeded_choice_per_class():
+    data = dataset_to_tensors(make_image_dataset(num_per_class=6))
+    subset = fit_subset(data, max_samples_per_class=4, seed=0)
+    assert subset.labels.tolist() == [0] * 4 + [1] * 4
+    assert torch.equal(fit_subset(data, 4, seed=0).images, subset.images)
+    assert not torch.equal(fit_subset(data, 4, seed=1).images, subset.images)
+    assert fit_subset(data, None, seed=0) is data
 
 
 def test_fit_resumes_from_per_class_checkpoints(pipe, tmp_path):

@@ -31,11 +31,11 @@ from diffusers import (
 from ..checkpointing import load_resumable_state, save_state
 from ..codec import LatentCache, LatentCodec
 from ..d3hr.config import D3HRConfig
+from ..d3hr.fit_subset import fit_subset
 from ..d3hr.gaussians import ClassGaussians, GaussianAccumulator
 from ..d3hr.group_sampling import redraw_group, select_group
 from ..data import (
     DatasetLike,
-    ImageClassificationTensors,
     float_to_uint8,
     training_tensors,
 )
@@ -79,7 +79,18 @@ class D3HRPipeline(DiffusionPipeline):
     # pieces
     # ------------------------------------------------------------------------------------------
 
-    def _codec(self, config: D3HRConfig) -> LatentCodec:
+    def latent_codec(self, config: Optional[D3HRConfig] = None) -> LatentCodec:
+        """The autoencoder as the codec of a run: frozen on this process's device (in accelerate's
+        mixed precision), at ``config.resolution`` (else the autoencoder's ``sample_size``).
+
+        Args:
+            config: run configuration (its ``resolution`` and ``batch_size`` are used).
+
+        Returns:
+            The :class:`~latent_distill.codec.LatentCodec` that encodes the real images and decodes
+            the regenerated latents.
+        """
+        config = config or D3HRConfig()
         resolution = config.resolution or int(self.vae.config.sample_size)
         return LatentCodec(freeze(self.vae, PartialState().device), resolution, batch_size=config.batch_size)
 
@@ -111,16 +122,6 @@ class D3HRPipeline(DiffusionPipeline):
             return ddpm_noise(sampler, latents, timestep, generator)
         return ddim_invert(denoiser, inverter, latents, labels, config.inversion_steps).cpu()
 
-    def _fit_subset(self, data: ImageClassificationTensors, config: D3HRConfig) -> ImageClassificationTensors:
-        """At most ``max_samples_per_class`` rows per class (a seeded choice), in class order."""
-        if config.max_samples_per_class is None:
-            return data
-        picks = [rows[torch.randperm(len(rows), generator=generator_for(config.seed, "d3hr-fit", c))
-                      [: config.max_samples_per_class]].sort().values
-                 for c, rows in enumerate(data.indices_by_class())]
-        index = torch.cat(picks)
-        return ImageClassificationTensors(data.images[index], data.labels[index], data.class_names)
-
     def fit(self, dataset: DatasetLike, config: Optional[D3HRConfig] = None, *, image_column: Optional[str] = None,
             label_column: Optional[str] = None, cache_dir: Optional[Union[str, Path]] = None,
             checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
@@ -144,12 +145,12 @@ class D3HRPipeline(DiffusionPipeline):
         """
         config = config or D3HRConfig()
         state = PartialState()
-        codec = self._codec(config)
+        codec = self.latent_codec(config)
         data = training_tensors(dataset, codec.resolution, codec.image_channels, image_column, label_column)
         denoiser = self._denoiser(config)
         if data.num_classes > denoiser.num_classes:
             denoiser.check_labels(torch.tensor([data.num_classes - 1]))
-        subset = self._fit_subset(data, config)
+        subset = fit_subset(data, config.max_samples_per_class, config.seed)
         latents = encode_training_latents(subset, codec, LatentCache(cache_dir),
                                           progress=lambda it: self.progress_bar(it))
         denoiser.check_latents(latents[:1])
@@ -256,7 +257,7 @@ class D3HRPipeline(DiffusionPipeline):
         state = PartialState()
         gaussians = self._require_fit()
         denoiser = self._denoiser(config)
-        codec = self._codec(config)
+        codec = self.latent_codec(config)
         sampler, _ = ddim_schedulers(self.scheduler, config.num_inference_steps)
         timestep = int(self.fit_record["timestep"])
         latent_shape = tuple(self.fit_record["latent_shape"])
