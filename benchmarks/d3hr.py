@@ -39,7 +39,7 @@ from results_io import (
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRConfig, D3HRPipeline
 from latent_distill.checkpointing import load_state, save_state
 from latent_distill.codec import LatentCache
-from latent_distill.d3hr import GaussianAccumulator, fit_subset, select_group
+from latent_distill.d3hr import FittedGaussians, GaussianAccumulator, fit_subset, select_group
 from latent_distill.data import fashion_mnist_tensors, uint8_to_float
 from latent_distill.diffusion import (
     GuidedDenoiser,
@@ -113,12 +113,11 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
     return {"fits": fits, "inverter": inverter, "latent_shape": list(latents.shape[1:]), "state": state}
 
 
-def install(pipe: D3HRPipeline, fitted: dict[str, Any], noising: str, depth: int) -> None:
-    """Puts one fitted set of Gaussians on the pipeline, as ``fit()`` would."""
-    pipe.gaussians = fitted["fits"][(noising, depth)]
-    pipe.fit_record = {"timestep": inversion_timestep(fitted["inverter"], depth),
-                       "latent_shape": fitted["latent_shape"], "class_names": [str(c) for c in range(10)],
-                       "image_shape": [1, 28, 28]}
+def gaussians_at(fitted: dict[str, Any], noising: str, depth: int) -> FittedGaussians:
+    """One fitted set of Gaussians, with what ``D3HRPipeline.sample`` needs, as ``fit()`` returns them."""
+    return FittedGaussians.from_class_gaussians(
+        fitted["fits"][(noising, depth)], timestep=inversion_timestep(fitted["inverter"], depth),
+        latent_shape=fitted["latent_shape"], class_names=[str(c) for c in range(10)], image_shape=[1, 28, 28])
 
 
 def evaluate_cell(images: torch.Tensor, labels: torch.Tensor, test, protocol, teacher, runs: int) -> dict[str, Any]:
@@ -151,10 +150,10 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
         variants += [(f"depth {d}", "ddim", d, args.candidates, 10, "soft") for d in args.depths if d != default_depth]
     for variant, noising, depth, candidates, ipc, kind in variants:
         def compute(noising=noising, depth=depth, candidates=candidates, ipc=ipc, kind=kind) -> dict[str, Any]:
-            install(pipe, fitted, noising, depth)
+            gaussians = gaussians_at(fitted, noising, depth)
             started = time.time()
-            output = pipe.sample(config=D3HRConfig(ipc=ipc, num_candidates=candidates, guidance_scale=args.guidance,
-                                                   inversion_steps=depth))
+            output = pipe.sample(gaussians, config=D3HRConfig(ipc=ipc, num_candidates=candidates,
+                                                              guidance_scale=args.guidance, inversion_steps=depth))
             seconds = time.time() - started
             return {"distill_seconds": round(seconds, 1),
                     **evaluate_cell(uint8_to_float(output.images), output.labels, test, protocols[kind],
