@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
     # The pipeline gets tensors (shared with the evaluation), so the split they came from is named here.
     source = {"id": dataset_id(args.dataset), "fingerprint": dataset_fingerprint(splits["train"])}
     output = DISTILLERS.get(args.method, distil_gradient)(args, pipe, train, source, checkpoint_dir)
-    summary = {"method": args.method, "ipc": args.ipc, "budget": output.config["budget"],
-               "samples_per_class": output.config["samples_per_class"],
+    summary = {"method": args.method, "ipc": args.ipc, "budget": output.record["budget"],
+               "samples_per_class": output.record["samples_per_class"],
                "distill_seconds": round(output.distill_seconds, 1)}
 
     evaluation = []
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         subset_images, subset_labels = random_subset(train, args.ipc, seed=args.seed)
         reference = evaluate_synthetic(subset_images, subset_labels, test, protocol, teacher=teacher,
                                        runs=args.eval_runs, seed=args.seed, torch_compile=args.eval_compile)
-        same_storage = "same storage" if output.config["budget"] == "storage" else "same count"
+        same_storage = "same storage" if output.record["budget"] == "storage" else "same count"
         evaluation = [
             distilled.to_row(method=args.method, samples_per_class=summary["samples_per_class"]),
             reference.to_row(reference=f"random subset, {same_storage}", samples_per_class=args.ipc),

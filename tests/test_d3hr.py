@@ -178,7 +178,7 @@ def test_d3hr_end_to_end_reproducible_and_ipc_one(pipe):
     gaussians = pipe.fit(data, D3HRConfig(**FAST))  # __call__ is fit then sample
     assert gaussians.timestep == out.gaussians["timestep"] and gaussians.class_names == out.class_names
     again = pipe.sample(gaussians, config=D3HRConfig(**FAST, ipc=3))
-    assert torch.equal(again.images, out.images) and again.config == out.config
+    assert torch.equal(again.images, out.images) and again.record == out.record
     from_stored = pipe.sample(gaussians, config=D3HRConfig(**FAST, ipc=3), stored_groups=out.gaussians)
     assert torch.equal(from_stored.latents, out.latents)
     reloaded = FittedGaussians.from_stored(out.gaussians, out.class_names)

@@ -17,9 +17,9 @@ def test_both_pipelines_record_the_same_entries_and_models(tmp_path):
                                scheduler=make_dit_scheduler()).save_pretrained(folder)
     d3hr, ld3m = D3HRPipeline.from_pretrained(folder), LatentDistillationPipeline.from_pretrained(folder)
     data = make_image_dataset(num_per_class=6)
-    d3hr_record = d3hr(data, ipc=1, num_candidates=16, inversion_steps=3, num_inference_steps=5).config
+    d3hr_record = d3hr(data, ipc=1, num_candidates=16, inversion_steps=3, num_inference_steps=5).record
     ld3m_record = ld3m(data, config_for_method("ld3m-dm", ipc=1, budget="count", iterations=1, batch_real=4,
-                                               checkpoint_every=0, representation_kwargs={"num_steps": 2})).config
+                                               checkpoint_every=0, representation_kwargs={"num_steps": 2})).record
     assert list(d3hr_record) == list(ld3m_record) == ENTRIES
     assert d3hr_record["models"] == ld3m_record["models"] == model_references(d3hr, ("vae", "transformer", "scheduler"))
     assert d3hr_record["models"]["scheduler"] == {"path": str(folder), "subfolder": "scheduler", "revision": None,

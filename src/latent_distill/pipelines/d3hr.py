@@ -235,7 +235,7 @@ class D3HRPipeline(DiffusionPipeline):
         stored = gaussians.to_stored(config, [info for _, _, info in everything])
         output = D3HROutput(images=images, labels=labels, latents=latents, gaussians=stored,
                             class_names=list(gaussians.class_names),
-                            config=self._run_record(gaussians, config), distill_seconds=time.time() - started)
+                            record=self._run_record(gaussians, config), distill_seconds=time.time() - started)
         return output if return_dict else (output.images, output.labels, output.gaussians)
 
     # ------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ class D3HRPipeline(DiffusionPipeline):
 
     @classmethod
     def from_distilled(cls, distilled: DistilledDataset) -> "D3HRPipeline":
-        """Loads the autoencoder and diffusion model a distilled set recorded in ``config["models"]``.
+        """Loads the autoencoder and diffusion model a distilled set recorded in ``record["models"]``.
 
         Args:
             distilled: the distilled set.
@@ -274,7 +274,7 @@ class D3HRPipeline(DiffusionPipeline):
             ipc: images per class to regenerate; ``None`` keeps the recorded one.
             seed: seed of the group search; ``None`` keeps the recorded one.
             **config_overrides: further :class:`~latent_distill.d3hr.config.D3HRConfig` fields that
-                override the recorded ``config["distillation"]`` (e.g. ``batch_size``).
+                override the recorded ``record["distillation"]`` (e.g. ``batch_size``).
 
         Returns:
             The :class:`D3HROutput` of :meth:`sample`; its run record keeps the set's
@@ -290,13 +290,13 @@ class D3HRPipeline(DiffusionPipeline):
             raise DistilledDatasetError(
                 f"This {distilled.method} set stores no Gaussians to regenerate from (only D3HR sets do): {fix}."
             )
-        recorded = dict(distilled.config.get("distillation") or distilled.gaussians.get("fit_config") or {})
+        recorded = dict(distilled.record.get("distillation") or distilled.gaussians.get("fit_config") or {})
         recorded.pop("method_name", None)
         changes = {key: value for key, value in (("ipc", ipc), ("seed", seed)) if value is not None}
         config = D3HRConfig.from_dict({**recorded, **config_overrides, **changes})
         gaussians = FittedGaussians.from_stored(distilled.gaussians, distilled.class_names,
-                                                image_shape=distilled.config.get("image_shape") or None,
-                                                source_dataset=distilled.config.get("source_dataset"))
+                                                image_shape=distilled.record.get("image_shape") or None,
+                                                source_dataset=distilled.record.get("source_dataset"))
         return self.sample(gaussians, config=config, stored_groups=distilled.gaussians)
 
     def _run_record(self, gaussians: FittedGaussians, config: D3HRConfig) -> dict[str, Any]:

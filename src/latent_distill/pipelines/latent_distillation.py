@@ -171,7 +171,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
 
     @classmethod
     def from_distilled(cls, distilled: DistilledDataset) -> "LatentDistillationPipeline":
-        """Loads the models a distilled set recorded in ``config["models"]``.
+        """Loads the models a distilled set recorded in ``record["models"]``.
 
         An LD3M set (one with class embeddings) loads the autoencoder, denoiser and scheduler it
         was distilled with, so :meth:`rerender` can render it; any other set loads its autoencoder
@@ -215,7 +215,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             )
         shape = distilled.source_image_shape
         resolution = int(shape[-1]) if shape else int(self.vae.config.sample_size)
-        resample = int((distilled.config.get("distillation") or {}).get("resample", 1))
+        resample = int((distilled.record.get("distillation") or {}).get("resample", 1))
         codec = LatentCodec(self.vae.eval(), resolution, resample, batch_size)
         return float_to_uint8(codec.decode(distilled.latents))
 
@@ -232,7 +232,8 @@ class LatentDistillationPipeline(DiffusionPipeline):
             ``uint8`` images ``(N, C, H, W)``.
 
         Raises:
-            DistilledDatasetError: when the set stores no class embeddings or records no run config.
+            DistilledDatasetError: when the set stores no class embeddings or records no run config
+                (``record["distillation"]``).
         """
         if distilled.class_embeddings is None:
             raise DistilledDatasetError(
@@ -240,9 +241,9 @@ class LatentDistillationPipeline(DiffusionPipeline):
                 + ("decode its latents with decode(distilled)." if distilled.latents is not None
                    else "use its images.")
             )
-        recorded = dict(distilled.config.get("distillation") or {})
+        recorded = dict(distilled.record.get("distillation") or {})
         if not recorded:
-            raise DistilledDatasetError("The set records no config['distillation'] (its sampler options and seed), "
+            raise DistilledDatasetError("The set records no record['distillation'] (its sampler options and seed), "
                                         "so its images cannot be rendered again: use its images.")
         for key in ("method_name", "objective_summary"):
             recorded.pop(key, None)
@@ -359,7 +360,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             stored = synthetic.export(codec)
         output = LatentDistillationOutput(
             images=stored["images"], labels=synthetic.labels, latents=stored.get("latents"),
-            class_names=list(data.class_names), config=record, losses=losses,
+            class_names=list(data.class_names), record=record, losses=losses,
             distill_seconds=time.time() - started,
             seconds_per_iteration=loop_seconds / (step - first_step) if step > first_step else None,
             class_embeddings=stored.get("class_embeddings"),

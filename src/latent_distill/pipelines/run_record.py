@@ -1,7 +1,8 @@
 """The run record both pipelines store with every distilled set.
 
-A run record is the JSON dict a distilled set keeps beside its tensors (``DistilledDataset``'s
-``config`` entry of ``distillation_config.json``): the images per class and budget, the source image
+A run record is the JSON dict a distilled set keeps beside its tensors (``DistilledDataset.record``,
+the ``config`` entry of ``distillation_config.json``; ``LatentDistillationOutput.record`` and
+``D3HROutput.record`` before the set is made): the images per class and budget, the source image
 and sample shapes, the full run configuration under ``distillation``, the source dataset and where
 every model came from (``models``), so the set can be reloaded, decoded or regenerated and the run
 repeated. :func:`run_record` builds it for every method; :func:`model_references` and
