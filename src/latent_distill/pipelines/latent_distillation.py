@@ -31,8 +31,8 @@ from ..distilled import DistilledDataset, DistilledDatasetError
 from ..distributed import GradientAllReduce, shard, sum_across_processes
 from ..objectives import build_augmentation, get_objective
 from ..precision import freeze
-from ..representations import RealPool, get_representation
-from ..seeding import generator_for
+from ..representations import get_representation
+from .initial_samples import initial_samples
 from .outputs import LatentDistillationOutput
 from .recorded_models import load_recorded_autoencoder, load_recorded_pipeline
 from .run_record import model_references, run_record, source_dataset_record
@@ -101,18 +101,6 @@ class LatentDistillationPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------------------------------
     # helpers
     # ------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _initial_samples(real: RealPool, per_class: int, init: str, seed: int,
-                         sample_shape: tuple[int, ...]) -> torch.Tensor:
-        chunks = []
-        for class_index in range(real.num_classes):
-            generator = generator_for(seed, "init", class_index)
-            if init == "real":
-                chunks.append(real.draw(class_index, per_class, generator))
-            else:
-                chunks.append(torch.randn((per_class, *sample_shape), generator=generator))
-        return torch.cat(chunks)
 
     def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors, dataset: DatasetLike,
                     source_dataset: Optional[dict[str, Any]], per_class: int,
@@ -306,7 +294,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             progress=lambda it: self.progress_bar(it) if len(it) > 1 else it,
         )
         synthetic = representation_cls.create(
-            self._initial_samples(real, per_class, config.init, config.seed, sample_shape), data.num_classes,
+            initial_samples(real, per_class, config.init, config.seed, sample_shape), data.num_classes,
             codec=codec, transformer=self.transformer, scheduler=self.scheduler,
             options=config.representation_kwargs, seed=config.seed,
         )
