@@ -30,7 +30,12 @@ import torch
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRConfig, D3HRPipeline
 from latent_distill.checkpointing import load_state, save_state
 from latent_distill.codec import LatentCache
-from latent_distill.d3hr import GaussianAccumulator, select_group
+from latent_distill.d3hr import (
+    FittedGaussians,
+    GaussianAccumulator,
+    fit_subset,
+    select_group,
+)
 from latent_distill.data import fashion_mnist_tensors, uint8_to_float
 from latent_distill.diffusion import (
     GuidedDenoiser,
@@ -69,8 +74,8 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
     """Fits Gaussians at every depth (DDIM) and at the default depth (DDPM), class by class."""
     base = D3HRConfig(max_samples_per_class=args.fit_per_class, guidance_scale=args.guidance,
                       inversion_steps=args.default_depth)
-    subset = pipe._fit_subset(train, base)
-    codec = pipe._codec(base)
+    subset = fit_subset(train, base.max_samples_per_class, base.seed)
+    codec = pipe.latent_codec(base)
     latents = encode_training_latents(subset, codec, LatentCache(ROOT / "runs" / "latent-cache"))
     dim = latents[0].numel()
     depths = sorted(args.depths)
@@ -113,12 +118,11 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
     return {"fits": fits, "inverter": inverter, "latent_shape": list(latents.shape[1:]), "state": state}
 
 
-def install(pipe: D3HRPipeline, fitted: dict[str, Any], noising: str, depth: int) -> None:
-    """Puts one fitted set of Gaussians on the pipeline, as ``fit()`` would."""
-    pipe.gaussians = fitted["fits"][(noising, depth)]
-    pipe.fit_record = {"timestep": inversion_timestep(fitted["inverter"], depth),
-                       "latent_shape": fitted["latent_shape"], "class_names": [str(c) for c in range(10)],
-                       "image_shape": [1, 28, 28]}
+def gaussians_at(fitted: dict[str, Any], noising: str, depth: int) -> FittedGaussians:
+    """One fitted set of Gaussians, with what ``D3HRPipeline.sample`` needs, as ``fit()`` returns them."""
+    return FittedGaussians.from_class_gaussians(
+        fitted["fits"][(noising, depth)], timestep=inversion_timestep(fitted["inverter"], depth),
+        latent_shape=fitted["latent_shape"], class_names=[str(c) for c in range(10)], image_shape=[1, 28, 28])
 
 
 def evaluate_cell(images: torch.Tensor, labels: torch.Tensor, test, protocol, teacher, runs: int) -> dict[str, Any]:
@@ -145,10 +149,10 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
         variants += [(f"depth {d}", "ddim", d, args.candidates, 10, "soft") for d in args.depths if d != default_depth]
     for variant, noising, depth, candidates, ipc, kind in variants:
         def compute(noising=noising, depth=depth, candidates=candidates, ipc=ipc, kind=kind) -> dict[str, Any]:
-            install(pipe, fitted, noising, depth)
+            gaussians = gaussians_at(fitted, noising, depth)
             started = time.time()
-            output = pipe.sample(config=D3HRConfig(ipc=ipc, num_candidates=candidates, guidance_scale=args.guidance,
-                                                   inversion_steps=depth))
+            output = pipe.sample(gaussians, config=D3HRConfig(ipc=ipc, num_candidates=candidates,
+                                                              guidance_scale=args.guidance, inversion_steps=depth))
             seconds = time.time() - started
             return {"distill_seconds": round(seconds, 1),
                     **evaluate_cell(uint8_to_float(output.images), output.labels, test, protocols[kind],
@@ -158,7 +162,7 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
         run_cell({"method": "d3hr", "variant": variant, "noising": noising, "inversion_steps": depth,
                   "timestep": timestep, "num_candidates": candidates, "guidance": args.guidance, "ipc": ipc,
                   "samples_per_class": ipc, "protocol": kind, "fit_per_class": args.fit_per_class}, compute, args.redo)
-    codec = pipe._codec(D3HRConfig())
+    codec = pipe.latent_codec()
     references = {RANDOM_SUBSET: lambda images: images,
                   AUTOENCODED_SUBSET: lambda images: codec.decode(codec.encode(images))}
     for ipc in (1, 10):

@@ -50,9 +50,10 @@ def real_subset(num_classes: int):
 
 def gradient_norm(pipe, data, num_steps: int, skip: str, seed: int, samples_per_class: int, batch_real: int) -> float:
     """``||dL/dz||`` of one LD3M set under the DM loss (one seed)."""
-    from latent_distill import LatentDistillationPipeline, config_for_method
+    from latent_distill import config_for_method
     from latent_distill.codec import LatentCache, LatentCodec
     from latent_distill.objectives import build_augmentation, get_objective
+    from latent_distill.pipelines.initial_samples import initial_samples
     from latent_distill.representations import get_representation
     from latent_distill.seeding import derive_seed, generator_for
 
@@ -62,7 +63,7 @@ def gradient_norm(pipe, data, num_steps: int, skip: str, seed: int, samples_per_
     codec = LatentCodec(pipe.vae, int(pipe.vae.config.sample_size))
     real = representation_cls.real_pool(data, codec, LatentCache(None))
     shape = representation_cls.sample_shape(tuple(data.images.shape[1:]), codec)
-    initial = LatentDistillationPipeline._initial_samples(real, samples_per_class, "real", seed, shape)
+    initial = initial_samples(real, samples_per_class, "real", seed, shape)
     synthetic = representation_cls.create(initial, data.num_classes, codec=codec, transformer=pipe.transformer,
                                           scheduler=pipe.scheduler, options=config.representation_kwargs, seed=seed)
     objective = get_objective(config.objective)(config, shape, data.num_classes, build_augmentation(config.augmentation))

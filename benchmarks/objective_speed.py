@@ -45,7 +45,7 @@ def measure_iterations(method: str, iterations: int, representation: str) -> dic
     config = config_for_method(method, ipc=10, budget="storage", iterations=iterations, checkpoint_every=0)
     output = pipe(fashion_mnist_tensors("train"), config, cache_dir=ROOT / "runs" / "latent-cache")
     return {"seconds": output.seconds_per_iteration, "unit": "s / iteration",
-            "samples_per_class": output.config["samples_per_class"], "steps": iterations}
+            "samples_per_class": output.record["samples_per_class"], "steps": iterations}
 
 
 def measure_buffer(method: str, epochs: int, representation: str) -> dict:

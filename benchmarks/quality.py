@@ -274,7 +274,7 @@ def method_cells(settings: Settings, train, test, redo: bool) -> None:
                     distill_peak = window_peak_rss_mb()
                     images = uint8_to_float(output.images)
                     return {"representation": config.representation, "distill_peak_rss_mb": distill_peak,
-                            "samples_per_class": output.config["samples_per_class"],
+                            "samples_per_class": output.record["samples_per_class"],
                             "iterations": config.iterations, "distill_seconds": round(output.distill_seconds, 1),
                             **evaluate_cell(settings, images, output.labels, test, protocol)}
 

@@ -34,7 +34,11 @@ from latent_distill import (
     random_subset_reference,
     uint8_to_float,
 )
-from latent_distill.data import dataset_id, load_image_classification
+from latent_distill.data import (
+    dataset_id,
+    load_image_classification,
+    table_fingerprint,
+)
 from latent_distill.evaluation import train_teacher
 
 
@@ -86,15 +90,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def distil_gradient(args: argparse.Namespace, pipe: LatentDistillationPipeline, train, checkpoint_dir: Path):
+def distil_gradient(args: argparse.Namespace, pipe: LatentDistillationPipeline, train, source: dict,
+                    checkpoint_dir: Path):
     """LatentDD and the pixel baselines: a :class:`LatentDistillationPipeline` run of a preset."""
     config = config_for_method(args.method, ipc=args.ipc, budget=args.budget, samples_per_class=args.samples_per_class,
                                resample=args.resample, iterations=args.iterations,
                                learning_rate=args.learning_rate, seed=args.seed)
-    return pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume)
+    return pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume,
+                source_dataset=source)
 
 
-def distil_d3hr(args: argparse.Namespace, pipe: LatentDistillationPipeline, train, checkpoint_dir: Path):
+def distil_d3hr(args: argparse.Namespace, pipe: LatentDistillationPipeline, train, source: dict,
+                checkpoint_dir: Path):
     """D3HR: a :class:`D3HRPipeline` run (IPC images per class; the set is stored as Gaussians)."""
     if pipe.transformer is None or pipe.scheduler is None:
         raise SystemExit(f"{args.pretrained} holds no class-conditional denoiser (transformer/ and scheduler/): "
@@ -104,7 +111,8 @@ def distil_d3hr(args: argparse.Namespace, pipe: LatentDistillationPipeline, trai
     config = D3HRConfig(ipc=args.ipc, num_candidates=args.num_candidates, inversion_steps=args.inversion_steps,
                         num_inference_steps=args.num_inference_steps, max_samples_per_class=args.max_samples_per_class,
                         seed=args.seed, **overrides)
-    return pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume)
+    return pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume,
+                source_dataset=source)
 
 
 DISTILLERS = {"d3hr": distil_d3hr}
@@ -134,10 +142,11 @@ def main(argv: list[str] | None = None) -> dict:
     pipe = LatentDistillationPipeline.from_pretrained(args.pretrained)
     resolution, channels = int(pipe.vae.config.sample_size), int(pipe.vae.config.in_channels)
     train = dataset_to_tensors(splits["train"], resolution, channels, args.image_column, args.label_column)
-    output = DISTILLERS.get(args.method, distil_gradient)(args, pipe, train, checkpoint_dir)
-    output.config["source_dataset"].update(id=dataset_id(args.dataset), fingerprint=splits["train"]._fingerprint)
-    summary = {"method": args.method, "ipc": args.ipc, "budget": output.config["budget"],
-               "samples_per_class": output.config["samples_per_class"],
+    # The pipeline gets tensors (shared with the evaluation), so the split they came from is named here.
+    source = {"id": dataset_id(args.dataset), "fingerprint": table_fingerprint(splits["train"])}
+    output = DISTILLERS.get(args.method, distil_gradient)(args, pipe, train, source, checkpoint_dir)
+    summary = {"method": args.method, "ipc": args.ipc, "budget": output.record["budget"],
+               "samples_per_class": output.record["samples_per_class"],
                "distill_seconds": round(output.distill_seconds, 1)}
 
     evaluation = []
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
                                        runs=args.eval_runs, seed=args.seed, torch_compile=args.eval_compile)
         reference = random_subset_reference(train, test, args.ipc, protocol, teacher=teacher, runs=args.eval_runs,
                                             seed=args.seed, torch_compile=args.eval_compile)
-        same_storage = "same storage" if output.config["budget"] == "storage" else "same count"
+        same_storage = "same storage" if output.record["budget"] == "storage" else "same count"
         evaluation = [
             distilled.to_row(method=args.method, samples_per_class=summary["samples_per_class"]),
             reference.to_row(reference=f"random subset, {same_storage}", samples_per_class=args.ipc),

@@ -7,11 +7,18 @@ import pytest
 import torch
 from diffusers import DiTTransformer2DModel
 
-from latent_distill import D3HRConfig, D3HRPipeline, DistilledDataset
+from latent_distill import (
+    D3HRConfig,
+    D3HRPipeline,
+    DistilledDataset,
+    dataset_to_tensors,
+)
 from latent_distill.d3hr import (
+    FittedGaussians,
     GaussianAccumulator,
     GaussianFitError,
     GroupScoreWeights,
+    fit_subset,
     redraw_group,
     score_groups,
     select_group,
@@ -173,13 +180,17 @@ def test_d3hr_end_to_end_reproducible_and_ipc_one(pipe):
     assert out.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert out.gaussians["mean"].shape == (2, 4 * 7 * 7)
     assert out.gaussians["timestep"] == inversion_timestep(ddim_schedulers(pipe.scheduler, 10)[1], 5)
-    again = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=3))
-    assert torch.equal(again.images, out.images)
-    from_stored = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=3), stored_groups=out.gaussians)
+    gaussians = pipe.fit(data, D3HRConfig(**FAST_D3HR))  # __call__ is fit then sample
+    assert gaussians.timestep == out.gaussians["timestep"] and gaussians.class_names == out.class_names
+    again = pipe.sample(gaussians, config=D3HRConfig(**FAST_D3HR, ipc=3))
+    assert torch.equal(again.images, out.images) and again.record == out.record
+    from_stored = pipe.sample(gaussians, config=D3HRConfig(**FAST_D3HR, ipc=3), stored_groups=out.gaussians)
     assert torch.equal(from_stored.latents, out.latents)
-    one = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=1))
+    reloaded = FittedGaussians.from_stored(out.gaussians, out.class_names)
+    assert torch.equal(pipe.sample(reloaded, ipc=3, config=D3HRConfig(**FAST_D3HR)).latents, out.latents)
+    one = pipe.sample(gaussians, ipc=1, config=D3HRConfig(**FAST_D3HR))
     assert one.images.shape == (2, 1, 28, 28) and torch.isfinite(one.latents).all()
-    other_seed = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=3, seed=1))
+    other_seed = pipe.sample(gaussians, config=D3HRConfig(**FAST_D3HR, ipc=3, seed=1))
     assert not torch.equal(other_seed.latents, out.latents)
 
 
@@ -189,6 +200,15 @@ def test_d3hr_ddpm_noising_and_subsampled_fit(pipe):
     assert gaussians.counts.tolist() == [4, 4]
     again = pipe.fit(data, D3HRConfig(**FAST_D3HR, noising="ddpm", max_samples_per_class=4))
     assert torch.equal(gaussians.mean, again.mean)
+
+
+def test_fit_subset_is_a_seeded_choice_per_class():
+    data = dataset_to_tensors(make_image_dataset(num_per_class=6))
+    subset = fit_subset(data, max_samples_per_class=4, seed=0)
+    assert subset.labels.tolist() == [0] * 4 + [1] * 4
+    assert torch.equal(fit_subset(data, 4, seed=0).images, subset.images)
+    assert not torch.equal(fit_subset(data, 4, seed=1).images, subset.images)
+    assert fit_subset(data, None, seed=0) is data
 
 
 def test_fit_resumes_from_per_class_checkpoints(pipe, tmp_path):
@@ -221,7 +241,8 @@ def test_d3hr_storage_round_trips_through_load_dataset(pipe, tmp_path):
     images = datasets.load_dataset(str(tmp_path / "set"), "images", split="train")
     assert len(images) == 4
     reloaded = DistilledDataset.from_pretrained(tmp_path / "set")
-    regenerated = pipe.sample(config=D3HRConfig(**FAST_D3HR, ipc=2), stored_groups=reloaded.gaussians)
+    gaussians = FittedGaussians.from_stored(reloaded.gaussians, reloaded.class_names)
+    regenerated = pipe.sample(gaussians, config=D3HRConfig(**FAST_D3HR, ipc=2), stored_groups=reloaded.gaussians)
     assert torch.equal(regenerated.images, out.images)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from latent_distill import DistilledDataset, LatentDistillationPipeline
+from latent_distill.data import load_image_classification, table_fingerprint
 from latent_distill.testing import (
     make_image_dataset,
     make_tiny_dit,
@@ -53,6 +54,9 @@ def test_distill_example_writes_an_evaluated_hub_folder(tiny_vae, tmp_path):
     assert [row.get("method") for row in restored.evaluation][0] == "latent-dm"
     config = json.loads((tmp_path / "out" / "distillation_config.json").read_text())
     assert config["config"]["source_dataset"]["id"] == str(data_dir)
+    train = load_image_classification(str(data_dir))["train"]
+    assert config["config"]["source_dataset"]["fingerprint"] == table_fingerprint(train)
+    assert config["config"]["source_dataset"]["num_samples"] == 20
 
     rows = load_example("evaluate").main([
         str(tmp_path / "out"), "--dataset", str(data_dir), "--archs", "convnet", "alexnet",

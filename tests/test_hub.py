@@ -59,7 +59,7 @@ def latent_set(soft_labels: bool = False) -> DistilledDataset:
         latents=torch.randn(6, 4, 3, 3, generator=g),
         images=torch.randint(0, 256, (6, 1, 12, 12), generator=g, dtype=torch.uint8),
         soft_labels=torch.rand(6, 3, generator=g).softmax(-1) if soft_labels else None,
-        config={"ipc": 1, "latents_per_class": 2, "budget": "storage", "image_shape": [1, 12, 12],
+        record={"ipc": 1, "latents_per_class": 2, "budget": "storage", "image_shape": [1, 12, 12],
                 "dataset": {"id": "zalando-datasets/fashion_mnist", "revision": "main", "fingerprint": "f00"},
                 "models": {"vae": {"path": "pretrained/fashion-mnist", "revision": None}}, "lr": 0.1},
         evaluation=_evaluation(),
@@ -75,7 +75,7 @@ def image_set(soft_labels: bool = False) -> DistilledDataset:
         labels=torch.tensor([0, 1, 0, 1]),
         images=torch.randint(0, 256, (4, 3, 8, 8), generator=g, dtype=torch.uint8),
         soft_labels=torch.rand(4, 2, generator=g) if soft_labels else None,
-        config={"license": "mit", "lr_img": 1.0},
+        record={"license": "mit", "lr_img": 1.0},
     )
 
 
@@ -89,7 +89,7 @@ def gaussian_set() -> DistilledDataset:
         gaussians={"mean": torch.randn(3, 4 * 2 * 2, generator=g), "std": torch.rand(3, 16, generator=g),
                    "latent_shape": [4, 2, 2], "timestep": 18, "group_seeds": [12345, 0, 2**40],
                    "num_candidates": 1000},
-        config={"ipc": 10, "image_shape": [3, 16, 16]},
+        record={"ipc": 10, "image_shape": [3, 16, 16]},
     )
 
 
@@ -103,7 +103,7 @@ def gaussian_image_set() -> DistilledDataset:
         labels=torch.tensor([0, 0, 1, 1, 2, 2]),
         images=torch.randint(0, 256, (6, 3, 16, 16), generator=g, dtype=torch.uint8),
         gaussians={**gaussians, "ipc": 2, "seed": 0, "fit_config": {"ipc": 2, "num_candidates": 1000}},
-        config={"ipc": 2, "budget": "count", "image_shape": [3, 16, 16],
+        record={"ipc": 2, "budget": "count", "image_shape": [3, 16, 16],
                 "distillation": {"ipc": 2, "num_candidates": 1000, "method_name": "d3hr"}},
     )
 
@@ -126,7 +126,7 @@ def _assert_same(restored: DistilledDataset, original: DistilledDataset) -> None
     """Every field equal, tensors bit-exact with the same dtype."""
     assert restored.method == original.method
     assert restored.class_names == original.class_names
-    assert restored.config == original.config
+    assert restored.record == original.record
     assert restored.evaluation == original.evaluation
     for name in ("labels", "latents", "images", "soft_labels"):
         a, b = getattr(restored, name), getattr(original, name)
@@ -330,7 +330,7 @@ def test_distillation_config_json(tmp_path):
     meta = json.loads((original.save_pretrained(tmp_path / "repo") / CONFIG_FILE).read_text())
     assert meta["schema_version"] == SCHEMA_VERSION
     assert meta["method"] == "latent-dm" and meta["class_names"] == CLASSES
-    assert meta["config"] == original.config and meta["evaluation"] == original.evaluation
+    assert meta["config"] == original.record and meta["evaluation"] == original.evaluation
     assert meta["latent_shape"] == [4, 3, 3] and meta["image_shape"] == [1, 12, 12]
     assert meta["configs"] == ["latents", "images"]
 
@@ -401,7 +401,7 @@ def test_float_images_are_quantised():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(labels=torch.tensor([0, 1])), "rows but labels has 2"),
     (dict(labels=torch.tensor([0, 0, 1, 1, 2, 3])), r"labels must lie in \[0, 3\)"),
-    (dict(config={"ipc": 1, "path": Path("x")}), "JSON values"),
+    (dict(record={"ipc": 1, "path": Path("x")}), "JSON values"),
     (dict(soft_labels=torch.rand(6, 2)), "one per class"),
     (dict(latents=None, images=None), "needs latents, images or gaussians"),
 ])
@@ -413,13 +413,13 @@ def test_invalid_sets_raise_clear_errors(kwargs, message):
 
 
 def test_storage_budget_needs_ipc():
-    with pytest.raises(DistilledDatasetError, match=r"budget='storage'.*config\['ipc'\]"):
+    with pytest.raises(DistilledDatasetError, match=r"budget='storage'.*record\['ipc'\]"):
         DistilledDataset(method="latent-dm", class_names=["a"], labels=torch.zeros(2, dtype=torch.long),
-                         latents=torch.zeros(2, 4, 3, 3), config={"budget": "storage"})
+                         latents=torch.zeros(2, 4, 3, 3), record={"budget": "storage"})
 
 
 def test_gaussians_only_needs_ipc():
-    with pytest.raises(DistilledDatasetError, match=r"config\['ipc'\]"):
+    with pytest.raises(DistilledDatasetError, match=r"record\['ipc'\]"):
         DistilledDataset(method="d3hr", class_names=["a"], labels=torch.arange(1),
                          gaussians={"mean": torch.zeros(1, 4), "std": torch.ones(1, 4), "latent_shape": [1, 2, 2],
                                     "timestep": 5})

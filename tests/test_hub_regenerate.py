@@ -38,7 +38,7 @@ def distil_and_reload(pipe: D3HRPipeline, folder: Path, ipc: int = 2):
 
 def test_regenerate_with_the_recorded_pipeline_is_bit_identical(tmp_path):
     out, distilled = distil_and_reload(saved_pipeline(tmp_path / "pipe"), tmp_path / "set")
-    assert distilled.config["models"]["transformer"] == {"path": str(tmp_path / "pipe"), "subfolder": "transformer",
+    assert distilled.record["models"]["transformer"] == {"path": str(tmp_path / "pipe"), "subfolder": "transformer",
                                                          "revision": None}
     recorded = D3HRPipeline.from_distilled(distilled)
     regenerated = recorded.regenerate(distilled)
@@ -48,16 +48,16 @@ def test_regenerate_with_the_recorded_pipeline_is_bit_identical(tmp_path):
     one = recorded.regenerate(distilled, ipc=1)
     assert one.images.shape == (2, 1, 28, 28) and one.labels.tolist() == [0, 1]
     # The regenerated run keeps the set's provenance, so it saves as a set of its own.
-    assert one.config["image_shape"] == [1, 28, 28] and one.config["models"] == distilled.config["models"]
+    assert one.record["image_shape"] == [1, 28, 28] and one.record["models"] == distilled.record["models"]
     smaller = DistilledDataset.from_pretrained(one.to_distilled_dataset().save_pretrained(tmp_path / "ipc1"))
     assert smaller.ipc == 1 and smaller.source_image_shape == (1, 28, 28)
-    assert smaller.config["distillation"]["ipc"] == 1
+    assert smaller.record["distillation"]["ipc"] == 1
 
 
 def test_regenerate_with_an_explicit_pipeline(tmp_path):
     pipe = in_memory_pipeline()
     out, distilled = distil_and_reload(pipe, tmp_path / "set")
-    assert distilled.config["models"]["transformer"]["path"] is None
+    assert distilled.record["models"]["transformer"]["path"] is None
     with pytest.raises(DistilledDatasetError, match=r"records no autoencoder.*D3HRPipeline\.from_pretrained"):
         D3HRPipeline.from_distilled(distilled)
     fresh = in_memory_pipeline()  # same weights, no Gaussians fitted
@@ -67,7 +67,7 @@ def test_regenerate_with_an_explicit_pipeline(tmp_path):
     # A changed search setting searches again instead of redrawing the stored groups: one candidate
     # per class keeps the first draw of each class's first chunk.
     overridden = fresh.regenerate(distilled, num_candidates=1)
-    assert overridden.config["distillation"]["num_candidates"] == 1
+    assert overridden.record["distillation"]["num_candidates"] == 1
     assert overridden.gaussians["search"]["num_candidates"] == 1 and overridden.gaussians["group_indices"] == [0, 0]
     with pytest.raises(ValueError, match="Unknown D3HR config keys"):
         fresh.regenerate(distilled, no_such_field=1)
@@ -80,7 +80,7 @@ def test_regenerate_loads_an_autoencoder_recorded_apart_from_the_denoiser(tmp_pa
                         transformer=DiTTransformer2DModel.from_pretrained(tmp_path / "pipe", subfolder="transformer"),
                         scheduler=DDIMScheduler.from_pretrained(tmp_path / "pipe", subfolder="scheduler"))
     out, distilled = distil_and_reload(pipe, tmp_path / "set")
-    assert distilled.config["models"]["vae"]["path"] == str(tmp_path / "other-vae")
+    assert distilled.record["models"]["vae"]["path"] == str(tmp_path / "other-vae")
     # Regenerating with the pipeline folder's own autoencoder would give other images.
     assert torch.equal(D3HRPipeline.from_distilled(distilled).regenerate(distilled).images, out.images)
 
@@ -91,7 +91,7 @@ def test_regenerate_errors_name_the_fix(tmp_path):
     with pytest.raises(DistilledDatasetError, match=r"stores no Gaussians.*LatentDistillationPipeline\.decode"):
         in_memory_pipeline().regenerate(latents)
     _, distilled = distil_and_reload(saved_pipeline(tmp_path / "pipe"), tmp_path / "set")
-    distilled.config["models"]["transformer"]["path"] = str(tmp_path / "deleted")
+    distilled.record["models"]["transformer"]["path"] = str(tmp_path / "deleted")
     with pytest.raises(DistilledDatasetError, match=r"could not be loaded.*Build D3HRPipeline\(vae="):
         D3HRPipeline.from_distilled(distilled)
 

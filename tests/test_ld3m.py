@@ -227,9 +227,9 @@ def test_pipeline_distils_with_the_diffusion_prior(method, overrides):
     assert output.class_embeddings.shape == (2, 1, 16)
     assert output.labels.tolist() == [0, 1]
     assert len(output.losses) == 2 and all(math.isfinite(loss) for loss in output.losses)
-    assert output.config["distillation"]["representation_kwargs"] == {"num_steps": 2, "skip": "paper",
+    assert output.record["distillation"]["representation_kwargs"] == {"num_steps": 2, "skip": "paper",
                                                                      "guidance_scale": 1.0}
-    assert "transformer" in output.config["models"]
+    assert "transformer" in output.record["models"]
     published = output.to_distilled_dataset()
     assert torch.equal(published.images, output.images) and torch.equal(published.latents, output.latents)
     assert torch.equal(published.class_embeddings, output.class_embeddings)

@@ -323,7 +323,7 @@ def test_pipeline_runs_dc_and_mtt_presets(tmp_path, method, objective_kwargs):
                                objective_kwargs=objective_kwargs)
     out = pipe(dataset, config, cache_dir=tmp_path)
     assert out.latents.shape == (8, 4, 7, 7) and len(out.losses) == 2
-    summary = out.config["distillation"]["objective_summary"]
+    summary = out.record["distillation"]["objective_summary"]
     if method == "latent-mtt":
         experts = list((tmp_path / "experts").iterdir())
         assert len(experts) == 1 and (experts[0] / "trajectories.safetensors").exists()
@@ -351,8 +351,8 @@ def test_pipeline_resumes_mtt_with_its_learned_learning_rate(tmp_path):
     torch.save(state, tmp_path / "run" / "state.pt")
     resumed = pipe(dataset, config(4), cache_dir=tmp_path / "cache", checkpoint_dir=tmp_path / "run", resume=True)
     torch.testing.assert_close(resumed.latents, full.latents)
-    learned = full.config["distillation"]["objective_summary"]["student_learning_rate"]
-    assert resumed.config["distillation"]["objective_summary"]["student_learning_rate"] == pytest.approx(learned)
+    learned = full.record["distillation"]["objective_summary"]["student_learning_rate"]
+    assert resumed.record["distillation"]["objective_summary"]["student_learning_rate"] == pytest.approx(learned)
     assert learned != pytest.approx(0.01)
 
 
@@ -368,4 +368,4 @@ def test_pipeline_runs_the_pixel_baselines(tmp_path, method, objective_kwargs):
                                objective_kwargs=objective_kwargs)
     out = pipe(make_image_dataset(num_per_class=6), config, cache_dir=tmp_path)
     assert out.latents is None and out.images.shape == (2, 1, 28, 28)
-    assert out.config["distillation"]["method_name"] == method and len(out.losses) == 2
+    assert out.record["distillation"]["method_name"] == method and len(out.losses) == 2

@@ -9,7 +9,7 @@ from datasets import DatasetDict
 from latent_distill import LatentDistillationPipeline
 from latent_distill.codec import CodecError
 from latent_distill.config import BudgetError
-from latent_distill.data import DataError
+from latent_distill.data import DataError, table_fingerprint
 from latent_distill.presets import config_for_method
 from latent_distill.testing import make_image_dataset, make_tiny_pipeline
 
@@ -33,8 +33,8 @@ def test_latent_dm_runs_end_to_end_and_its_loss_falls(pipe, toy_dataset):
     assert out.images.shape == (8, 1, 28, 28) and out.images.dtype == torch.uint8
     assert out.labels.tolist() == [0] * 4 + [1] * 4
     assert out.class_names == ["class_0", "class_1"]
-    assert out.config["samples_per_class"] == 4 and out.config["latents_per_class"] == 4
-    assert out.config["source_dataset"]["fingerprint"] == toy_dataset._fingerprint
+    assert out.record["samples_per_class"] == 4 and out.record["latents_per_class"] == 4
+    assert out.record["source_dataset"]["fingerprint"] == table_fingerprint(toy_dataset)
     first, last = sum(out.losses[:5]) / 5, sum(out.losses[-5:]) / 5
     assert last < 0.5 * first
 
@@ -136,12 +136,12 @@ def test_output_saves_reloads_and_decodes_with_the_recorded_autoencoder(pipe, to
     assert rows.features["label"].names == ["class_0", "class_1"]
 
     restored = DistilledDataset.from_pretrained(tmp_path / "set")
-    assert restored.config["models"]["vae"]["subfolder"] == "vae"
+    assert restored.record["models"]["vae"]["subfolder"] == "vae"
     assert torch.equal(LatentDistillationPipeline.from_distilled(restored).decode(restored), out.images)
 
     # A set published without images: its card's training snippet decodes the latents itself.
     latents_only = DistilledDataset(method=restored.method, class_names=restored.class_names, labels=restored.labels,
-                                    latents=restored.latents, config=restored.config)
+                                    latents=restored.latents, record=restored.record)
     folder = latents_only.save_pretrained(tmp_path / "latents-only", repo_id=str(tmp_path / "latents-only"))
     blocks = re.findall(r"```python\n(.*?)```", (folder / "README.md").read_text(), flags=re.S)
     namespace: dict = {}

@@ -382,7 +382,7 @@ class StreamedImageClassification(LabelledSplit):
 
     def fingerprint(self) -> str:
         """A hash of the table's fingerprint, the image column and the preprocessing (keys the latent cache)."""
-        key = json.dumps([self.dataset._fingerprint, self.image_column, self.preprocessor.resolution,
+        key = json.dumps([table_fingerprint(self.dataset), self.image_column, self.preprocessor.resolution,
                           self.preprocessor.channels])
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -674,12 +674,27 @@ def streamed_training_split(dataset: DatasetLike, resolution: int, channels: int
                                        ImagePreprocessor(resolution, channels))
 
 
+def table_fingerprint(dataset: Dataset) -> str:
+    """The ``datasets`` fingerprint of a split: it changes with the split's content and transforms.
+
+    Recorded as ``source_dataset["fingerprint"]`` of a distilled set, so the data a set was distilled
+    from can be told apart from other versions of it.
+
+    Args:
+        dataset: a ``datasets.Dataset``.
+
+    Returns:
+        The fingerprint (a hex string).
+    """
+    return dataset._fingerprint
+
+
 def source_record(dataset: DatasetLike, data: ImageClassificationTensors) -> dict:
     """What a distilled set records of its source data: id, fingerprint, version, sizes."""
     source = {"id": None, "num_samples": len(data.labels), "num_classes": data.num_classes}
     if isinstance(dataset, (Dataset, DatasetDict)):
         split = dataset["train"] if isinstance(dataset, DatasetDict) else dataset
-        source.update(id=split.info.dataset_name, fingerprint=split._fingerprint,
+        source.update(id=split.info.dataset_name, fingerprint=table_fingerprint(split),
                       config_name=split.info.config_name,
                       version=str(split.info.version) if split.info.version else None)
     return source

@@ -22,10 +22,10 @@ CARD_TEMPLATE = "templates/distilled_dataset_card.md"  # inside TEMPLATE_PACKAGE
 _DATASET_KEYS = ("dataset", "source_dataset")
 
 
-def _source_dataset(config: dict) -> Optional[dict]:
-    """The source dataset recorded in the config, as ``{"id", ...}``, or ``None``."""
+def _source_dataset(record: dict) -> Optional[dict]:
+    """The source dataset named in the run record, as ``{"id", ...}``, or ``None``."""
     for key in _DATASET_KEYS:
-        value = config.get(key)
+        value = record.get(key)
         if isinstance(value, str):
             return {"id": value}
         if isinstance(value, dict) and value.get("id"):
@@ -49,7 +49,7 @@ def card_data(dataset: DistilledDataset) -> DatasetCardData:
         for name in names
     ]
     configs[0]["default"] = True
-    source = _source_dataset(dataset.config)
+    source = _source_dataset(dataset.record)
     distillation = {
         "method": dataset.method,
         "ipc": dataset.ipc,
@@ -59,10 +59,10 @@ def card_data(dataset: DistilledDataset) -> DatasetCardData:
     }
     if source is not None:
         distillation["source_dataset"] = source
-    if dataset.config.get("models"):
-        distillation["models"] = dataset.config["models"]
+    if dataset.record.get("models"):
+        distillation["models"] = dataset.record["models"]
     return DatasetCardData(
-        license=dataset.config.get("license", "other"),
+        license=dataset.record.get("license", "other"),
         pretty_name=_pretty_name(dataset, source),
         task_categories=["image-classification"],
         size_categories=_size_category(max(dataset.num_samples, dataset.num_classes)),
@@ -74,9 +74,9 @@ def card_data(dataset: DistilledDataset) -> DatasetCardData:
 
 
 def _pretty_name(dataset: DistilledDataset, source: Optional[dict]) -> str:
-    """``config["pretty_name"]``, else "<source> distilled with <method> (IPC <n>)"."""
-    if dataset.config.get("pretty_name"):
-        return str(dataset.config["pretty_name"])
+    """``record["pretty_name"]``, else "<source> distilled with <method> (IPC <n>)"."""
+    if dataset.record.get("pretty_name"):
+        return str(dataset.record["pretty_name"])
     base = source["id"] if source is not None else "Dataset"
     return f"{base} distilled with {dataset.method} (IPC {dataset.ipc})"
 
@@ -105,7 +105,7 @@ def _flatten(mapping: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _recipe_section(dataset: DistilledDataset) -> str:
-    rows = [[f"`{_cell(key)}`", _cell(value)] for key, value in _flatten(dataset.config)]
+    rows = [[f"`{_cell(key)}`", _cell(value)] for key, value in _flatten(dataset.record)]
     if not rows:
         return "No hyper-parameters were recorded."
     return _table(["hyper-parameter", "value"], rows)
@@ -135,7 +135,7 @@ def _storage_section(dataset: DistilledDataset) -> str:
         rows.append([label, f"{budget:,}"])
         rows.append(["stored / budget", f"{stored / budget:.4g}"])
     else:
-        rows.append(["IPC-image budget", "unknown (the config records no image shape)"])
+        rows.append(["IPC-image budget", "unknown (the run record holds no image shape)"])
     if dataset.stored_representation == "gaussians":
         stands_for = f"one Gaussian per class stands for IPC {dataset.ipc} images per class"
     else:
@@ -265,7 +265,7 @@ def render_card(dataset: DistilledDataset, repo_id: str, preview: bool,
         A ``huggingface_hub.DatasetCard``.
     """
     data = card_data(dataset)
-    source = _source_dataset(dataset.config)
+    source = _source_dataset(dataset.record)
     fields = {
         "card_data": data.to_yaml(),
         "pretty_name": data.pretty_name,

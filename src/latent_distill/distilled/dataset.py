@@ -60,7 +60,8 @@ class DistilledDataset:
         gaussians: D3HR per-class Gaussians: ``mean`` and ``std`` float32 ``(K, D)``,
             ``latent_shape`` ``[C, h, w]`` with ``C*h*w = D``, ``timestep`` (int), optional
             ``group_seeds`` (one int per class) and further JSON-valued entries.
-        config: every hyper-parameter and provenance (JSON values). Read by this class: ``ipc``,
+        record: the run record: every hyper-parameter and provenance (JSON values; stored as the
+            ``config`` entry of ``distillation_config.json``). Read by this class: ``ipc``,
             ``latents_per_class``, ``budget`` (``"storage"`` or ``"count"``), ``image_shape``
             (``[C, H, W]`` of the source images) or ``resolution``/``channels``, ``license``,
             ``pretty_name``, ``dataset`` (an id or ``{"id", "revision", "fingerprint"}``) and
@@ -80,7 +81,7 @@ class DistilledDataset:
     soft_labels: Optional[torch.Tensor] = None
     gaussians: Optional[dict] = None
     class_embeddings: Optional[torch.Tensor] = None
-    config: dict = field(default_factory=dict)
+    record: dict = field(default_factory=dict)
     evaluation: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -96,7 +97,7 @@ class DistilledDataset:
             self.gaussians = normalise_gaussians(self.gaussians, self.num_classes)
             if not self.has_rows:
                 self._check_gaussian_labels()
-        require_json(self.config, "config")
+        require_json(self.record, "record")
         require_json(self.evaluation, "evaluation")
         self._check_ipc_known()
 
@@ -140,21 +141,21 @@ class DistilledDataset:
             )
 
     def _check_ipc_known(self) -> None:
-        """Fails early when neither the config nor the rows tell the images per class."""
-        if "ipc" in self.config:
+        """Fails early when neither the record nor the rows tell the images per class."""
+        if "ipc" in self.record:
             return
         if self.budget == "storage":
             raise DistilledDatasetError(
                 "With budget='storage' the stored samples per class differ from the images per class: "
-                "set config['ipc']."
+                "set record['ipc']."
             )
         if not self.has_rows:
             raise DistilledDatasetError(
-                "A Gaussians-only set cannot infer its images per class: set config['ipc'] (the group size)."
+                "A Gaussians-only set cannot infer its images per class: set record['ipc'] (the group size)."
             )
         if self._uniform_count() is None:
             raise DistilledDatasetError(
-                "Classes hold different numbers of rows, so the images per class is ambiguous: set config['ipc']."
+                "Classes hold different numbers of rows, so the images per class is ambiguous: set record['ipc']."
             )
 
     def __repr__(self) -> str:
@@ -196,27 +197,27 @@ class DistilledDataset:
 
     @property
     def ipc(self) -> int:
-        """Images per class the set stands for: ``config["ipc"]``, else rows per class."""
-        if "ipc" in self.config:
-            return int(self.config["ipc"])
+        """Images per class the set stands for: ``record["ipc"]``, else rows per class."""
+        if "ipc" in self.record:
+            return int(self.record["ipc"])
         return int(self._uniform_count())
 
     @property
     def samples_per_class(self) -> int:
-        """Stored samples per class: ``config["latents_per_class"]``, else rows per class, else IPC.
+        """Stored samples per class: ``record["latents_per_class"]``, else rows per class, else IPC.
 
         With a storage budget (``budget == "storage"``) latent methods store more latents per class
         than IPC images; with a count budget the two are equal.
         """
-        if "latents_per_class" in self.config:
-            return int(self.config["latents_per_class"])
+        if "latents_per_class" in self.record:
+            return int(self.record["latents_per_class"])
         count = self._uniform_count() if self.has_rows else None
         return count if count is not None else self.ipc
 
     @property
     def budget(self) -> str:
         """``"storage"`` (same bytes as IPC images) or ``"count"`` (same number of samples)."""
-        return str(self.config.get("budget", "count"))
+        return str(self.record.get("budget", "count"))
 
     @property
     def stored_representation(self) -> str:
@@ -257,16 +258,16 @@ class DistilledDataset:
 
     @property
     def source_image_shape(self) -> Optional[tuple[int, int, int]]:
-        """``(C, H, W)`` of the source images: ``config["image_shape"]``, else the stored images,
-        else ``config["channels"]`` and ``config["resolution"]``; ``None`` when none is known (a
+        """``(C, H, W)`` of the source images: ``record["image_shape"]``, else the stored images,
+        else ``record["channels"]`` and ``record["resolution"]``; ``None`` when none is known (a
         recorded ``None`` counts as unknown)."""
-        if self.config.get("image_shape") is not None:
-            return tuple(int(size) for size in self.config["image_shape"])
+        if self.record.get("image_shape") is not None:
+            return tuple(int(size) for size in self.record["image_shape"])
         if self.images is not None:
             return tuple(int(size) for size in self.images.shape[1:])
-        if self.config.get("resolution") is not None and self.config.get("channels") is not None:
-            side = int(self.config["resolution"])
-            return int(self.config["channels"]), side, side
+        if self.record.get("resolution") is not None and self.record.get("channels") is not None:
+            side = int(self.record["resolution"])
+            return int(self.record["channels"]), side, side
         return None
 
     def image_budget_bytes(self) -> int:
@@ -281,8 +282,8 @@ class DistilledDataset:
         shape = self.source_image_shape
         if shape is None:
             raise DistilledDatasetError(
-                "The source image shape is unknown: set config['image_shape'] = [C, H, W] "
-                "(or config['channels'] and config['resolution'])."
+                "The source image shape is unknown: set record['image_shape'] = [C, H, W] "
+                "(or record['channels'] and record['resolution'])."
             )
         return self.ipc * self.num_classes * math.prod(shape) * IMAGE_BUDGET_BYTES_PER_VALUE
 
@@ -341,7 +342,7 @@ class DistilledDataset:
             "gaussians": gaussians,
             "storage_bytes": self.storage_bytes(),
             "image_budget_bytes": self.image_budget_bytes() if self.source_image_shape else None,
-            "config": self.config,
+            "config": self.record,
             "evaluation": self.evaluation,
         }
 

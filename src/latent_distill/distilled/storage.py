@@ -95,7 +95,7 @@ def read_folder(path_or_repo_id: Union[str, Path], revision: Optional[str] = Non
         "method": meta["method"],
         "class_names": meta["class_names"],
         **tensor_fields(tables, meta),
-        "config": meta["config"],
+        "record": meta["config"],
         "evaluation": meta["evaluation"],
     }
 

@@ -1,16 +1,19 @@
 """``D3HRPipeline``: distillation by DDIM inversion, per-class Gaussians and group sampling (Taming
 Diffusion for Dataset Distillation with High Representativeness).
 
-1. ``fit()``: encode the real images, DDIM-invert their latents (class-conditional, guided) to a
-   chosen depth, and fold them into per-class diagonal Gaussians in one streamed pass; classes are
-   shared out over processes and the moments summed.
-2. ``select()``: per class, score ``m`` candidate groups of ``ipc`` Gaussian draws and keep the
-   most representative (``latent_distill.d3hr.group_sampling``).
-3. ``sample()``: regenerate the kept draws with deterministic DDIM and decode them.
+1. ``fit(dataset)``: encode the real images, DDIM-invert their latents (class-conditional, guided)
+   to a chosen depth, and fold them into per-class diagonal Gaussians in one streamed pass; classes
+   are shared out over processes and the moments summed. Returns them as
+   :class:`~latent_distill.d3hr.fitted.FittedGaussians`.
+2. ``sample(gaussians)``: per class, score ``m`` candidate groups of ``ipc`` Gaussian draws and keep
+   the most representative (``latent_distill.d3hr.kept_groups``), then regenerate the kept draws
+   with deterministic DDIM and decode them.
 
-What is stored is the Gaussians (mean and std per class, the timestep) plus the seed and index of
-each kept group: ``sample(ipc=k, seed=s)`` regenerates the same set for the same ``(k, s)``, and a
-set of any other size from the same parameters.
+The pipeline keeps no state between calls: ``__call__`` is ``fit`` then ``sample``, and
+``regenerate(distilled)`` samples the Gaussians a distilled set stores. What is stored is the
+Gaussians (mean and std per class, the timestep) plus the seed and index of each kept group:
+``sample(gaussians, ipc=k, seed=s)`` regenerates the same set for the same ``(k, s)``, and a set of
+any other size from the same parameters.
 """
 
 from __future__ import annotations
@@ -32,16 +35,15 @@ from diffusers import (
 from ..checkpointing import load_resumable_state, save_state
 from ..codec import LatentCache, LatentCodec
 from ..d3hr.config import D3HRConfig
-from ..d3hr.gaussians import ClassGaussians, GaussianAccumulator
-from ..d3hr.group_sampling import redraw_group, select_group
+from ..d3hr.fit_subset import fit_subset
+from ..d3hr.fitted import FittedGaussians
+from ..d3hr.gaussians import GaussianAccumulator
+from ..d3hr.kept_groups import kept_groups
 from ..data import (
     DatasetLike,
-    ImageClassificationTensors,
     float_to_uint8,
-    source_record,
     training_tensors,
 )
-from ..default_models import model_reference
 from ..diffusion.ddim import (
     ddim_invert,
     ddim_regenerate,
@@ -57,6 +59,7 @@ from ..precision import freeze
 from ..seeding import generator_for
 from .outputs import D3HROutput
 from .recorded_models import load_recorded_pipeline
+from .run_record import model_references, run_record, source_dataset_record
 
 
 class D3HRPipeline(DiffusionPipeline):
@@ -74,14 +77,23 @@ class D3HRPipeline(DiffusionPipeline):
     def __init__(self, vae: AutoencoderKL, transformer: DiTTransformer2DModel, scheduler: SchedulerMixin) -> None:
         super().__init__()
         self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler)
-        self.gaussians: Optional[ClassGaussians] = None
-        self.fit_record: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------------------
     # pieces
     # ------------------------------------------------------------------------------------------
 
-    def _codec(self, config: D3HRConfig) -> LatentCodec:
+    def latent_codec(self, config: Optional[D3HRConfig] = None) -> LatentCodec:
+        """The autoencoder as the codec of a run: frozen on this process's device (in accelerate's
+        mixed precision), at ``config.resolution`` (else the autoencoder's ``sample_size``).
+
+        Args:
+            config: run configuration (its ``resolution`` and ``batch_size`` are used).
+
+        Returns:
+            The :class:`~latent_distill.codec.LatentCodec` that encodes the real images and decodes
+            the regenerated latents.
+        """
+        config = config or D3HRConfig()
         resolution = config.resolution or int(self.vae.config.sample_size)
         return LatentCodec(freeze(self.vae, PartialState().device), resolution, batch_size=config.batch_size)
 
@@ -113,20 +125,11 @@ class D3HRPipeline(DiffusionPipeline):
             return ddpm_noise(sampler, latents, timestep, generator)
         return ddim_invert(denoiser, inverter, latents, labels, config.inversion_steps).cpu()
 
-    def _fit_subset(self, data: ImageClassificationTensors, config: D3HRConfig) -> ImageClassificationTensors:
-        """At most ``max_samples_per_class`` rows per class (a seeded choice), in class order."""
-        if config.max_samples_per_class is None:
-            return data
-        picks = [rows[torch.randperm(len(rows), generator=generator_for(config.seed, "d3hr-fit", c))
-                      [: config.max_samples_per_class]].sort().values
-                 for c, rows in enumerate(data.indices_by_class())]
-        index = torch.cat(picks)
-        return ImageClassificationTensors(data.images[index], data.labels[index], data.class_names)
-
     def fit(self, dataset: DatasetLike, config: Optional[D3HRConfig] = None, *, image_column: Optional[str] = None,
             label_column: Optional[str] = None, cache_dir: Optional[Union[str, Path]] = None,
-            checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False) -> ClassGaussians:
-        """Fits the per-class Gaussians of the inverted training latents (and keeps them on the pipeline).
+            checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
+            source_dataset: Optional[dict[str, Any]] = None) -> FittedGaussians:
+        """Fits the per-class Gaussians of the inverted training latents.
 
         Args:
             dataset: a ``datasets.Dataset``, a ``DatasetDict`` (its ``train`` split) or tensors.
@@ -136,18 +139,22 @@ class D3HRPipeline(DiffusionPipeline):
             cache_dir: latent cache folder (encodings are reused across runs).
             checkpoint_dir: where each process saves its fitting state after every class.
             resume: continue from that state, skipping finished classes.
+            source_dataset: entries recorded in the run record's ``source_dataset`` over the ones
+                detected from ``dataset``, e.g. ``{"id": ..., "fingerprint": table_fingerprint(split)}``
+                when ``dataset`` is tensors made from a ``datasets`` split.
 
         Returns:
-            The fitted :class:`~latent_distill.d3hr.gaussians.ClassGaussians`.
+            The :class:`~latent_distill.d3hr.fitted.FittedGaussians` (with the timestep, latent shape,
+            class names, this config and the source dataset), ready for :meth:`sample`.
         """
         config = config or D3HRConfig()
         state = PartialState()
-        codec = self._codec(config)
+        codec = self.latent_codec(config)
         data = training_tensors(dataset, codec.resolution, codec.image_channels, image_column, label_column)
         denoiser = self._denoiser(config)
         if data.num_classes > denoiser.num_classes:
             denoiser.check_labels(torch.tensor([data.num_classes - 1]))
-        subset = self._fit_subset(data, config)
+        subset = fit_subset(data, config.max_samples_per_class, config.seed)
         latents = encode_training_latents(subset, codec, LatentCache(cache_dir),
                                           progress=lambda it: self.progress_bar(it))
         denoiser.check_latents(latents[:1])
@@ -176,68 +183,24 @@ class D3HRPipeline(DiffusionPipeline):
             for tensor in accumulator.state_dict().values():
                 torch.distributed.all_reduce(tensor)
         _, inverter = ddim_schedulers(self.scheduler, config.num_inference_steps)
-        self.gaussians = accumulator.finalize()
-        self.fit_record = {
-            "timestep": inversion_timestep(inverter, config.inversion_steps),
-            "latent_shape": list(latents.shape[1:]),
-            "class_names": list(data.class_names),
-            "image_shape": list(data.images.shape[1:]),
-            "fit_samples_per_class": self.gaussians.counts.tolist(),
-            "source_dataset": source_record(dataset, data),
-            "fit_config": config.to_dict(),
-        }
-        return self.gaussians
+        return FittedGaussians.from_class_gaussians(
+            accumulator.finalize(), timestep=inversion_timestep(inverter, config.inversion_steps),
+            latent_shape=list(latents.shape[1:]), class_names=list(data.class_names), fit_config=config.to_dict(),
+            image_shape=list(data.images.shape[1:]),
+            source_dataset=source_dataset_record(dataset, data, source_dataset),
+        )
 
     # ------------------------------------------------------------------------------------------
-    # selection and regeneration
+    # sampling
     # ------------------------------------------------------------------------------------------
 
-    def _require_fit(self) -> ClassGaussians:
-        if self.gaussians is None:
-            raise RuntimeError("No Gaussians: call fit(dataset) first, or load_gaussians(...) from a distilled set.")
-        return self.gaussians
-
-    def load_gaussians(self, gaussians: dict, class_names: list[str]) -> None:
-        """Installs stored Gaussians (a distilled set's ``gaussians`` entry) so ``sample()`` can run."""
-        mean = torch.as_tensor(gaussians["mean"]).float()
-        self.gaussians = ClassGaussians(mean=mean, std=torch.as_tensor(gaussians["std"]).float(),
-                                        counts=torch.as_tensor(gaussians.get("fit_samples_per_class",
-                                                                             [0] * len(mean))))
-        self.fit_record = {"timestep": int(gaussians["timestep"]), "latent_shape": list(gaussians["latent_shape"]),
-                           "class_names": list(class_names),
-                           "fit_config": dict(gaussians.get("fit_config", {}))}
-
-    @staticmethod
-    def _search_key(config: D3HRConfig) -> dict[str, Any]:
-        """The settings that determine which group the search keeps (stored with the groups)."""
-        return {key: getattr(config, key) for key in ("ipc", "seed", "num_candidates", "weight_mean", "weight_std",
-                                                        "weight_skew", "skew", "max_chunk_bytes")}
-
-    def _kept_draws(self, config: D3HRConfig, classes: list[int], stored: Optional[dict]) -> dict[int, dict]:
-        """Per class: the kept group's draws and how to find it again (stored, or searched)."""
-        gaussians = self._require_fit()
-        dim = gaussians.mean.shape[1]
-        kept = {}
-        for class_index in classes:
-            if stored is not None and stored.get("search") == self._search_key(config):
-                seed_of_chunk = int(stored["group_seeds"][class_index])
-                index = int(stored["group_indices"][class_index])
-                count = int(stored["chunk_counts"][class_index])
-                draws = redraw_group(seed_of_chunk, index, count, config.ipc, dim)
-                kept[class_index] = {"draws": draws, "chunk_seed": seed_of_chunk, "index": index,
-                                     "chunk_count": count, "score": None}
-                continue
-            choice = select_group(gaussians.std[class_index], config.ipc, config.num_candidates, config.seed,
-                                  class_index, config.weights, config.skew, config.max_chunk_bytes)
-            kept[class_index] = {"draws": choice.draws, "chunk_seed": choice.chunk_seed, "index": choice.index,
-                                 "chunk_count": choice.chunk_count, "score": choice.score}
-        return kept
-
-    def sample(self, ipc: Optional[int] = None, seed: Optional[int] = None, config: Optional[D3HRConfig] = None,
-               stored_groups: Optional[dict] = None, return_dict: bool = True):
-        """Selects a representative group per class and regenerates it into images.
+    def sample(self, gaussians: FittedGaussians, ipc: Optional[int] = None, seed: Optional[int] = None,
+               config: Optional[D3HRConfig] = None, stored_groups: Optional[dict] = None, return_dict: bool = True):
+        """Selects a representative group per class of ``gaussians`` and regenerates it into images.
 
         Args:
+            gaussians: the Gaussians to sample (:meth:`fit`'s, or
+                ``FittedGaussians.from_stored(...)`` of a stored entry).
             ipc: images per class (overrides ``config.ipc``).
             seed: seed of the group search (overrides ``config.seed``).
             config: run configuration (guidance, grid and search settings).
@@ -252,15 +215,14 @@ class D3HRPipeline(DiffusionPipeline):
         started = time.time()
         config = (config or D3HRConfig()).replace(**{k: v for k, v in (("ipc", ipc), ("seed", seed)) if v is not None})
         state = PartialState()
-        gaussians = self._require_fit()
         denoiser = self._denoiser(config)
-        codec = self._codec(config)
+        codec = self.latent_codec(config)
         sampler, _ = ddim_schedulers(self.scheduler, config.num_inference_steps)
-        timestep = int(self.fit_record["timestep"])
-        latent_shape = tuple(self.fit_record["latent_shape"])
+        timestep = int(gaussians.timestep)
+        latent_shape = tuple(gaussians.latent_shape)
         local = []
         classes = shard(list(range(gaussians.num_classes)), state)
-        kept = self._kept_draws(config, classes, stored_groups)
+        kept = kept_groups(gaussians.std, config, classes, stored_groups)
         for class_index in self.progress_bar(classes):
             noisy = gaussians.mean[class_index] + gaussians.std[class_index] * kept[class_index]["draws"]
             labels = torch.full((config.ipc,), class_index, dtype=torch.long)
@@ -271,19 +233,10 @@ class D3HRPipeline(DiffusionPipeline):
         latents = torch.cat([clean for _, clean, _ in everything])
         labels = torch.arange(gaussians.num_classes).repeat_interleave(config.ipc)
         images = float_to_uint8(codec.decode(latents))
-        groups = [info for _, _, info in everything]
-        stored = {
-            "mean": gaussians.mean, "std": gaussians.std, "latent_shape": list(latent_shape), "timestep": timestep,
-            "group_seeds": [g["chunk_seed"] for g in groups], "group_indices": [g["index"] for g in groups],
-            "chunk_counts": [g["chunk_count"] for g in groups], "ipc": config.ipc, "seed": config.seed,
-            "search": self._search_key(config),
-            "group_scores": [g["score"] for g in groups],
-            "fit_samples_per_class": gaussians.counts.tolist(),
-            "fit_config": self.fit_record.get("fit_config", {}),
-        }
+        stored = gaussians.to_stored(config, [info for _, _, info in everything])
         output = D3HROutput(images=images, labels=labels, latents=latents, gaussians=stored,
-                            class_names=list(self.fit_record["class_names"]),
-                            config=self._run_record(config), distill_seconds=time.time() - started)
+                            class_names=list(gaussians.class_names),
+                            record=self._run_record(gaussians, config), distill_seconds=time.time() - started)
         return output if return_dict else (output.images, output.labels, output.gaussians)
 
     # ------------------------------------------------------------------------------------------
@@ -292,13 +245,13 @@ class D3HRPipeline(DiffusionPipeline):
 
     @classmethod
     def from_distilled(cls, distilled: DistilledDataset) -> "D3HRPipeline":
-        """Loads the autoencoder and diffusion model a distilled set recorded in ``config["models"]``.
+        """Loads the autoencoder and diffusion model a distilled set recorded in ``record["models"]``.
 
         Args:
             distilled: the distilled set.
 
         Returns:
-            The pipeline holding the recorded models (no Gaussians fitted).
+            The pipeline holding the recorded models.
 
         Raises:
             DistilledDatasetError: when the set records no models to load (models built in memory
@@ -310,11 +263,11 @@ class D3HRPipeline(DiffusionPipeline):
                    **config_overrides: Any) -> D3HROutput:
         """Regenerates the images of a D3HR set from its stored per-class Gaussians.
 
-        The set's Gaussians replace the pipeline's (as :meth:`load_gaussians` does). With the
-        recorded ``ipc`` and ``seed`` the stored groups are redrawn from their seeds, so the images
-        are bit-identical to the run's (same models and device); any other ``ipc`` or ``seed``
-        searches new groups from the same Gaussians (so search settings such as ``num_candidates``
-        only take effect with another ``ipc`` or ``seed``).
+        The set's Gaussians are sampled (:meth:`sample`). With the recorded ``ipc``, ``seed`` and
+        search settings the stored groups are redrawn from their seeds, so the images are
+        bit-identical to the run's (same models and device); any other ``ipc``, ``seed`` or search
+        setting (``num_candidates``, the score weights, ...) searches new groups from the same
+        Gaussians.
 
         Args:
             distilled: a set storing Gaussians (D3HR); use the models it was distilled with
@@ -322,7 +275,7 @@ class D3HRPipeline(DiffusionPipeline):
             ipc: images per class to regenerate; ``None`` keeps the recorded one.
             seed: seed of the group search; ``None`` keeps the recorded one.
             **config_overrides: further :class:`~latent_distill.d3hr.config.D3HRConfig` fields that
-                override the recorded ``config["distillation"]`` (e.g. ``batch_size``).
+                override the recorded ``record["distillation"]`` (e.g. ``batch_size``).
 
         Returns:
             The :class:`D3HROutput` of :meth:`sample`; its run record keeps the set's
@@ -338,40 +291,26 @@ class D3HRPipeline(DiffusionPipeline):
             raise DistilledDatasetError(
                 f"This {distilled.method} set stores no Gaussians to regenerate from (only D3HR sets do): {fix}."
             )
-        recorded = dict(distilled.config.get("distillation") or distilled.gaussians.get("fit_config") or {})
+        recorded = dict(distilled.record.get("distillation") or distilled.gaussians.get("fit_config") or {})
         recorded.pop("method_name", None)
         changes = {key: value for key, value in (("ipc", ipc), ("seed", seed)) if value is not None}
         config = D3HRConfig.from_dict({**recorded, **config_overrides, **changes})
-        self.load_gaussians(distilled.gaussians, distilled.class_names)
-        output = self.sample(config=config, stored_groups=distilled.gaussians)
-        for key in ("image_shape", "source_dataset"):
-            if not output.config.get(key) and distilled.config.get(key):
-                output.config[key] = distilled.config[key]
-        return output
+        gaussians = FittedGaussians.from_stored(distilled.gaussians, distilled.class_names,
+                                                image_shape=distilled.record.get("image_shape") or None,
+                                                source_dataset=distilled.record.get("source_dataset"))
+        return self.sample(gaussians, config=config, stored_groups=distilled.gaussians)
 
-    def _model_reference(self, subfolder: str, module: torch.nn.Module) -> dict[str, Any]:
-        if self.config.get("_name_or_path"):
-            return {"path": model_reference(self.config["_name_or_path"]), "subfolder": subfolder, "revision": None}
-        return {"path": model_reference(getattr(module.config, "_name_or_path", None)), "subfolder": None,
-                "revision": None}
-
-    def _run_record(self, config: D3HRConfig) -> dict[str, Any]:
-        return {
-            "ipc": config.ipc,
-            "budget": "count",
-            "samples_per_class": config.ipc,
-            "image_shape": self.fit_record.get("image_shape"),
-            "sample_shape": list(self.fit_record["latent_shape"]),
-            "distillation": {**config.to_dict(), "method_name": config.method_name},
-            "source_dataset": self.fit_record.get("source_dataset", {}),
-            "models": {"vae": self._model_reference("vae", self.vae),
-                       "transformer": self._model_reference("transformer", self.transformer)},
-        }
+    def _run_record(self, gaussians: FittedGaussians, config: D3HRConfig) -> dict[str, Any]:
+        """The run record of a sampling run (see :mod:`latent_distill.pipelines.run_record`)."""
+        return run_record(config, budget="count", samples_per_class=config.ipc, image_shape=gaussians.image_shape,
+                          sample_shape=gaussians.latent_shape, source_dataset=gaussians.source_dataset,
+                          models=model_references(self, ("vae", "transformer", "scheduler")))
 
     def __call__(self, dataset: DatasetLike, config: Optional[D3HRConfig] = None, *,
                  image_column: Optional[str] = None, label_column: Optional[str] = None,
                  cache_dir: Optional[Union[str, Path]] = None, checkpoint_dir: Optional[Union[str, Path]] = None,
-                 resume: bool = False, return_dict: bool = True, **config_overrides: Any):
+                 resume: bool = False, source_dataset: Optional[dict[str, Any]] = None, return_dict: bool = True,
+                 **config_overrides: Any):
         """Fits the Gaussians of ``dataset`` and regenerates ``config.ipc`` images per class.
 
         Args:
@@ -382,6 +321,7 @@ class D3HRPipeline(DiffusionPipeline):
             cache_dir: latent cache folder.
             checkpoint_dir: fitting checkpoints (one per process, after every class).
             resume: continue a fit from ``checkpoint_dir``.
+            source_dataset: source dataset entries recorded over the detected ones (see :meth:`fit`).
             return_dict: return a :class:`D3HROutput` (else a tuple).
 
         Returns:
@@ -398,8 +338,9 @@ class D3HRPipeline(DiffusionPipeline):
         """
         started = time.time()
         config = (config or D3HRConfig()).replace(**config_overrides)
-        self.fit(dataset, config, image_column=image_column, label_column=label_column, cache_dir=cache_dir,
-                 checkpoint_dir=checkpoint_dir, resume=resume)
-        output = self.sample(config=config)
+        gaussians = self.fit(dataset, config, image_column=image_column, label_column=label_column,
+                             cache_dir=cache_dir, checkpoint_dir=checkpoint_dir, resume=resume,
+                             source_dataset=source_dataset)
+        output = self.sample(gaussians, config=config)
         output.distill_seconds = time.time() - started
         return output if return_dict else (output.images, output.labels, output.gaussians)

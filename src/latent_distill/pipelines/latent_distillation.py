@@ -25,18 +25,17 @@ from ..data import (
     DatasetLike,
     ImageClassificationTensors,
     float_to_uint8,
-    source_record,
     training_tensors,
 )
-from ..default_models import model_reference
 from ..distilled import DistilledDataset, DistilledDatasetError
 from ..distributed import GradientAllReduce, shard, sum_across_processes
 from ..objectives import build_augmentation, get_objective
 from ..precision import freeze
-from ..representations import RealPool, get_representation
-from ..seeding import generator_for
+from ..representations import get_representation
+from .initial_samples import initial_samples
 from .outputs import LatentDistillationOutput
 from .recorded_models import load_recorded_autoencoder, load_recorded_pipeline
+from .run_record import model_references, run_record, source_dataset_record
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -103,49 +102,17 @@ class LatentDistillationPipeline(DiffusionPipeline):
     # helpers
     # ------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _initial_samples(real: RealPool, per_class: int, init: str, seed: int,
-                         sample_shape: tuple[int, ...]) -> torch.Tensor:
-        chunks = []
-        for class_index in range(real.num_classes):
-            generator = generator_for(seed, "init", class_index)
-            if init == "real":
-                chunks.append(real.draw(class_index, per_class, generator))
-            else:
-                chunks.append(torch.randn((per_class, *sample_shape), generator=generator))
-        return torch.cat(chunks)
-
-    def _vae_reference(self) -> dict[str, Any]:
-        """Where the autoencoder came from, so a distilled set can be decoded again."""
-        return self._component_reference("vae", self.vae)
-
-    def _component_reference(self, subfolder: str, module: Any) -> dict[str, Any]:
-        """Where a component came from: the pipeline folder's ``subfolder``, or the module's own path."""
-        if self.config.get("_name_or_path"):
-            return {"path": model_reference(self.config["_name_or_path"]), "subfolder": subfolder, "revision": None}
-        return {"path": model_reference(getattr(module.config, "_name_or_path", None)), "subfolder": None,
-                "revision": None}
-
-    def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors,
-                    per_class: int, sample_shape, dataset: DatasetLike) -> dict[str, Any]:
-        source = source_record(dataset, data)
-        record = {
-            "ipc": config.ipc,
-            "budget": config.budget,
-            "samples_per_class": per_class,
-            "image_shape": list(data.images.shape[1:]),
-            "sample_shape": list(sample_shape),
-            "distillation": {**config.to_dict(), "method_name": config.method_name},
-            "source_dataset": source,
-            "models": {"vae": self._vae_reference()},
-        }
-        if config.representation == "latent":
-            record["latents_per_class"] = per_class
-        if get_representation(config.representation).uses_denoiser:
-            record["models"]["transformer"] = self._component_reference("transformer", self.transformer)
-            record["models"]["scheduler"] = {**self._component_reference("scheduler", self.scheduler),
-                                             "class": type(self.scheduler).__name__}
-        return record
+    def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors, dataset: DatasetLike,
+                    source_dataset: Optional[dict[str, Any]], per_class: int,
+                    sample_shape: tuple[int, ...]) -> dict[str, Any]:
+        """The run record of this run (see :mod:`latent_distill.pipelines.run_record`)."""
+        uses_denoiser = get_representation(config.representation).uses_denoiser
+        return run_record(
+            config, budget=config.budget, samples_per_class=per_class, image_shape=data.images.shape[1:],
+            sample_shape=sample_shape, source_dataset=source_dataset_record(dataset, data, source_dataset),
+            models=model_references(self, ("vae", "transformer", "scheduler") if uses_denoiser else ("vae",)),
+            latents_per_class=per_class if config.representation == "latent" else None,
+        )
 
     def _frozen_codec(self, config: DistillationConfig, device: torch.device) -> LatentCodec:
         """Freezes the autoencoder (and denoiser) on ``device`` in accelerate's mixed precision (learned
@@ -192,7 +159,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
 
     @classmethod
     def from_distilled(cls, distilled: DistilledDataset) -> "LatentDistillationPipeline":
-        """Loads the models a distilled set recorded in ``config["models"]``.
+        """Loads the models a distilled set recorded in ``record["models"]``.
 
         An LD3M set (one with class embeddings) loads the autoencoder, denoiser and scheduler it
         was distilled with, so :meth:`rerender` can render it; any other set loads its autoencoder
@@ -236,7 +203,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             )
         shape = distilled.source_image_shape
         resolution = int(shape[-1]) if shape else int(self.vae.config.sample_size)
-        resample = int((distilled.config.get("distillation") or {}).get("resample", 1))
+        resample = int((distilled.record.get("distillation") or {}).get("resample", 1))
         codec = LatentCodec(self.vae.eval(), resolution, resample, batch_size)
         return float_to_uint8(codec.decode(distilled.latents))
 
@@ -253,7 +220,8 @@ class LatentDistillationPipeline(DiffusionPipeline):
             ``uint8`` images ``(N, C, H, W)``.
 
         Raises:
-            DistilledDatasetError: when the set stores no class embeddings or records no run config.
+            DistilledDatasetError: when the set stores no class embeddings or records no run config
+                (``record["distillation"]``).
         """
         if distilled.class_embeddings is None:
             raise DistilledDatasetError(
@@ -261,9 +229,9 @@ class LatentDistillationPipeline(DiffusionPipeline):
                 + ("decode its latents with decode(distilled)." if distilled.latents is not None
                    else "use its images.")
             )
-        recorded = dict(distilled.config.get("distillation") or {})
+        recorded = dict(distilled.record.get("distillation") or {})
         if not recorded:
-            raise DistilledDatasetError("The set records no config['distillation'] (its sampler options and seed), "
+            raise DistilledDatasetError("The set records no record['distillation'] (its sampler options and seed), "
                                         "so its images cannot be rendered again: use its images.")
         for key in ("method_name", "objective_summary"):
             recorded.pop(key, None)
@@ -277,7 +245,8 @@ class LatentDistillationPipeline(DiffusionPipeline):
     def __call__(self, dataset: DatasetLike, config: Optional[DistillationConfig] = None, *,
                  image_column: Optional[str] = None, label_column: Optional[str] = None,
                  cache_dir: Optional[Union[str, Path]] = None, checkpoint_dir: Optional[Union[str, Path]] = None,
-                 resume: bool = False, return_dict: bool = True, **config_overrides: Any):
+                 resume: bool = False, source_dataset: Optional[dict[str, Any]] = None, return_dict: bool = True,
+                 **config_overrides: Any):
         """Distils ``dataset``.
 
         Args:
@@ -289,6 +258,9 @@ class LatentDistillationPipeline(DiffusionPipeline):
             cache_dir: folder of the latent cache (encodings are reused across runs).
             checkpoint_dir: folder of the resumable state (saved every ``config.checkpoint_every``).
             resume: continue from the state in ``checkpoint_dir`` when present.
+            source_dataset: entries recorded in the run record's ``source_dataset`` over the ones
+                detected from ``dataset``, e.g. ``{"id": ..., "fingerprint": table_fingerprint(split)}``
+                when ``dataset`` is tensors made from a ``datasets`` split.
             return_dict: return a :class:`LatentDistillationOutput` (else a tuple).
 
         Returns:
@@ -322,7 +294,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             progress=lambda it: self.progress_bar(it) if len(it) > 1 else it,
         )
         synthetic = representation_cls.create(
-            self._initial_samples(real, per_class, config.init, config.seed, sample_shape), data.num_classes,
+            initial_samples(real, per_class, config.init, config.seed, sample_shape), data.num_classes,
             codec=codec, transformer=self.transformer, scheduler=self.scheduler,
             options=config.representation_kwargs, seed=config.seed,
         )
@@ -335,7 +307,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             # Each process handles its classes; summed gradients keep every process's copy identical.
             classes = shard(classes, state)
             optimizer = GradientAllReduce(optimizer, state)
-        record = self._run_record(config, data, per_class, sample_shape, dataset)
+        record = self._run_record(config, data, dataset, source_dataset, per_class, sample_shape)
 
         step, losses = 0, []
         checkpoint = Path(checkpoint_dir) / "state.pt" if checkpoint_dir is not None else None
@@ -376,7 +348,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
             stored = synthetic.export(codec)
         output = LatentDistillationOutput(
             images=stored["images"], labels=synthetic.labels, latents=stored.get("latents"),
-            class_names=list(data.class_names), config=record, losses=losses,
+            class_names=list(data.class_names), record=record, losses=losses,
             distill_seconds=time.time() - started,
             seconds_per_iteration=loop_seconds / (step - first_step) if step > first_step else None,
             class_embeddings=stored.get("class_embeddings"),

@@ -21,9 +21,10 @@ class LatentDistillationOutput(BaseOutput):
         latents: the learned latents ``(N, C, h, w)`` for latent methods (for LD3M, the learned initial
             latents of the sampler: decoding them directly does not give the images), else ``None``.
         class_names: names of the classes, indexed by label.
-        config: the run record: ``ipc``, ``budget``, ``samples_per_class``, ``image_shape``, the full
+        record: the run record (:mod:`~latent_distill.pipelines.run_record`): ``ipc``, ``budget``,
+            ``samples_per_class``, ``image_shape``, ``sample_shape``, the full
             :class:`~latent_distill.config.DistillationConfig` under ``distillation``, and the
-            ``source_dataset`` and ``models`` records.
+            ``source_dataset`` and ``models`` entries.
         losses: the loss of every iteration.
         distill_seconds: wall time of the run (encoding and setup included).
         seconds_per_iteration: wall time of one optimisation step, averaged over the steps this call
@@ -37,7 +38,7 @@ class LatentDistillationOutput(BaseOutput):
     labels: torch.Tensor
     latents: Optional[torch.Tensor] = None
     class_names: list = field(default_factory=list)
-    config: dict = field(default_factory=dict)
+    record: dict = field(default_factory=dict)
     losses: list = field(default_factory=list)
     distill_seconds: float = 0.0
     seconds_per_iteration: Optional[float] = None
@@ -57,13 +58,13 @@ class LatentDistillationOutput(BaseOutput):
             The distilled set.
         """
         return DistilledDataset(
-            method=self.config["distillation"]["method_name"],
+            method=self.record["distillation"]["method_name"],
             class_names=list(self.class_names),
             labels=self.labels,
             latents=self.latents,
             class_embeddings=self.class_embeddings,
             images=self.images,
-            config=self.config,
+            record=self.record,
             evaluation=list(evaluation or []),
         )
 
@@ -81,8 +82,9 @@ class D3HROutput(BaseOutput):
             ``latent_shape``, and the seed, index and chunk size of each class's kept group, with the
             ``ipc`` and ``seed`` they were chosen for.
         class_names: names of the classes, indexed by label.
-        config: the run record (``ipc``, the :class:`~latent_distill.d3hr.config.D3HRConfig` under
-            ``distillation``, ``source_dataset``, ``models``).
+        record: the run record (:mod:`~latent_distill.pipelines.run_record`: ``ipc``, the
+            :class:`~latent_distill.d3hr.config.D3HRConfig` under ``distillation``, ``source_dataset``,
+            ``models``).
         distill_seconds: wall time of the run.
     """
 
@@ -91,7 +93,7 @@ class D3HROutput(BaseOutput):
     latents: Optional[torch.Tensor] = None
     gaussians: dict = field(default_factory=dict)
     class_names: list = field(default_factory=list)
-    config: dict = field(default_factory=dict)
+    record: dict = field(default_factory=dict)
     distill_seconds: float = 0.0
 
     def to_distilled_dataset(self, evaluation: Optional[list] = None) -> DistilledDataset:
@@ -110,6 +112,6 @@ class D3HROutput(BaseOutput):
             labels=self.labels,
             images=self.images,
             gaussians=self.gaussians,
-            config=self.config,
+            record=self.record,
             evaluation=list(evaluation or []),
         )

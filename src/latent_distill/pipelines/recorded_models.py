@@ -1,8 +1,9 @@
 """Loading the models a distilled set recorded, so its latents or Gaussians become images again.
 
-A run records where its models came from in ``config["models"]`` of the set it writes: name ->
+A run records where its models came from in ``record["models"]`` of the set it writes: name ->
 ``{"path", "subfolder", "revision"}`` (``path`` is ``None`` for models built in memory, which
-cannot be loaded back). The pipelines' ``from_distilled`` classmethods use these helpers.
+cannot be loaded back; a scheduler also records its ``class``), written by
+:mod:`latent_distill.pipelines.run_record`. The pipelines' ``from_distilled`` classmethods use these helpers.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ def model_record(distilled: DistilledDataset, name: str) -> Optional[dict]:
         name: the component, e.g. ``"vae"`` or ``"transformer"``.
 
     Returns:
-        ``config["models"][name]`` when it names a path, else ``None``.
+        ``record["models"][name]`` when it names a path, else ``None``.
     """
-    record = (distilled.config.get("models") or {}).get(name) or {}
+    record = (distilled.record.get("models") or {}).get(name) or {}
     return record if record.get("path") else None
 
 
@@ -55,7 +56,7 @@ def load_recorded_autoencoder(distilled: DistilledDataset, pipeline_class: type[
         pipeline_class: the pipeline it is loaded for (named in the error message).
 
     Returns:
-        The autoencoder of ``config["models"]["vae"]``.
+        The autoencoder of ``record["models"]["vae"]``.
 
     Raises:
         DistilledDatasetError: when the set records no autoencoder.
@@ -63,7 +64,7 @@ def load_recorded_autoencoder(distilled: DistilledDataset, pipeline_class: type[
     record = model_record(distilled, "vae")
     if record is None:
         raise DistilledDatasetError(
-            f"This {distilled.method} set records no autoencoder (vae) in config['models']: build "
+            f"This {distilled.method} set records no autoencoder (vae) in record['models']: build "
             f"{pipeline_class.__name__}(vae=AutoencoderKL.from_pretrained(...)) with the autoencoder it was "
             "distilled with."
         )
@@ -92,7 +93,7 @@ def load_recorded_pipeline(distilled: DistilledDataset, pipeline_class: type[Pip
     if vae is None or transformer is None:
         missing = "autoencoder (vae)" if vae is None else "diffusion model (transformer)"
         raise DistilledDatasetError(
-            f"This {distilled.method} set records no {missing} in config['models'], so its pipeline cannot be "
+            f"This {distilled.method} set records no {missing} in record['models'], so its pipeline cannot be "
             f"loaded: load one with {name}.from_pretrained(...) holding the models it was distilled with."
         )
     path, revision = transformer["path"], transformer.get("revision")
