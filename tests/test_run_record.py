@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from conftest import (
+from latent_distill import D3HRPipeline, LatentDistillationPipeline, config_for_method
+from latent_distill.pipelines.run_record import model_references
+from latent_distill.testing import (
     make_dit_scheduler,
     make_image_dataset,
     make_tiny_dit,
     make_tiny_vae,
 )
-
-from latent_distill import D3HRPipeline, LatentDistillationPipeline, config_for_method
-from latent_distill.pipelines.run_record import model_references
 
 ENTRIES = ["ipc", "budget", "samples_per_class", "image_shape", "sample_shape", "distillation", "source_dataset",
            "models"]
