@@ -346,16 +346,23 @@ class DistilledDataset:
             "evaluation": self.evaluation,
         }
 
-    def save_pretrained(self, folder: PathLike, repo_id: Optional[str] = None, overwrite: bool = True) -> Path:
+    def save_pretrained(self, folder: PathLike, repo_id: Optional[str] = None, overwrite: bool = False) -> Path:
         """Writes the set as a Hub dataset repository folder, atomically.
+
+        An existing distilled set in ``folder`` is replaced; any other non-empty folder is refused
+        unless ``overwrite=True``, so a mistyped path never deletes unrelated files.
 
         Args:
             folder: target folder; it appears complete or not at all.
             repo_id: repository id shown in the card's usage snippet (defaults to ``folder``).
-            overwrite: replace an existing ``folder``.
+            overwrite: also replace a non-empty folder that is not a distilled set.
 
         Returns:
             The folder.
+
+        Raises:
+            DistilledDatasetError: when ``folder`` is a non-empty folder that is not a distilled set
+                (or a file) and ``overwrite`` is not set.
         """
         return write_folder(self, folder, repo_id=repo_id, overwrite=overwrite)
 

@@ -31,26 +31,51 @@ from .layout import (
 )
 from .tables import tensor_fields
 
+#: Entries every distillation_config.json has.
+REQUIRED_METADATA = ("method", "class_names", "configs", "config", "evaluation", "soft_labels", "gaussians", "latent_shape")
+
 if TYPE_CHECKING:
     from .dataset import DistilledDataset
 
 
+def check_target_folder(folder: Path, overwrite: bool) -> None:
+    """Refuses to replace anything but an empty folder or a distilled set, unless ``overwrite``.
+
+    Raises:
+        DistilledDatasetError: for a file, or a non-empty folder without ``distillation_config.json``.
+    """
+    if overwrite or not folder.exists():
+        return
+    if not folder.is_dir():
+        raise DistilledDatasetError(f"{folder} is a file: save the set to a folder path, or remove the file first.")
+    if any(folder.iterdir()) and not (folder / CONFIG_FILE).is_file():
+        raise DistilledDatasetError(
+            f"{folder} is a non-empty folder that is not a distilled set (no {CONFIG_FILE}): saving would replace "
+            "its files. Choose another folder, or pass overwrite=True to replace it."
+        )
+
+
 def write_folder(dataset: DistilledDataset, folder: PathLike, repo_id: Optional[str] = None,
-                 overwrite: bool = True) -> Path:
+                 overwrite: bool = False) -> Path:
     """Writes ``dataset`` as a Hub dataset repository folder, atomically: the parquet configs, the
     preview, ``distillation_config.json`` and the card.
 
     Args:
         dataset: the distilled set.
-        folder: target folder; it appears complete or not at all.
-        repo_id: repository id shown in the card's usage snippet (defaults to ``folder``).
-        overwrite: replace an existing ``folder``.
+        folder: target folder; it appears complete or not at all. An existing distilled set there is
+            replaced.
+        repo_id: repository id shown in the card's usage snippet (defaults to the folder's name).
+        overwrite: also replace a non-empty folder that is not a distilled set.
 
     Returns:
         The folder.
+
+    Raises:
+        DistilledDatasetError: when ``folder`` holds other files and ``overwrite`` is not set.
     """
     folder = Path(folder)
-    with atomic_directory(folder, overwrite=overwrite) as staging:
+    check_target_folder(folder, overwrite)
+    with atomic_directory(folder, overwrite=True) as staging:
         tables = dataset.to_dataset_dict()
         for name, table in tables.items():
             path = staging / DATA_FILE.format(config=name)
@@ -60,7 +85,8 @@ def write_folder(dataset: DistilledDataset, folder: PathLike, repo_id: Optional[
         if preview is not None:
             preview.save(staging / PREVIEW_FILE, format="PNG")
         atomic_write_json(dataset.metadata(), staging / CONFIG_FILE)
-        card = render_card(dataset, repo_id=repo_id or str(folder), preview=preview is not None, tables=tables)
+        card = render_card(dataset, repo_id=repo_id or folder.resolve().name, preview=preview is not None,
+                           tables=tables)
         atomic_write_text(str(card), staging / CARD_FILE)
     return folder
 
@@ -118,7 +144,18 @@ def read_metadata(folder: PathLike) -> dict:
             f"{path} not found: {folder} is not a latent-distill dataset "
             "(write one with DistilledDataset.save_pretrained)."
         )
-    meta = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DistilledDatasetError(
+            f"{path} is not valid JSON ({error}): the folder is damaged; save or download the set again."
+        ) from error
+    missing = [key for key in REQUIRED_METADATA if not isinstance(meta, dict) or key not in meta]
+    if missing:
+        raise DistilledDatasetError(
+            f"{path} lacks {missing}: it was not written by DistilledDataset.save_pretrained or was cut short; "
+            "save or download the set again."
+        )
     version = int(meta.get("schema_version", 0))
     if version > SCHEMA_VERSION:
         raise DistilledDatasetError(
@@ -142,6 +179,17 @@ def _resolve_folder(path_or_repo_id: Union[str, Path], revision: Optional[str],
     return Path(snapshot_download(text, repo_type="dataset", revision=revision, token=token))
 
 
+def _read_parquet(path: Path) -> pa.Table:
+    """One parquet shard, or an error naming the damaged file."""
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise DistilledDatasetError(
+            f"{path} cannot be read as parquet ({type(error).__name__}: {error}): the file is truncated or damaged; "
+            "save or download the set again."
+        ) from error
+
+
 def _read_config_table(folder: Path, name: str, class_names: list[str]) -> dict:
     """Reads every parquet shard of one config.
 
@@ -154,7 +202,7 @@ def _read_config_table(folder: Path, name: str, class_names: list[str]) -> dict:
             f"No {DATA_GLOB.format(config=name)} in {folder}, yet {CONFIG_FILE} lists config {name!r}: "
             "the folder is incomplete; save or download it again."
         )
-    dataset = datasets.Dataset(pa.concat_tables([pq.read_table(path) for path in files]))
+    dataset = datasets.Dataset(pa.concat_tables([_read_parquet(path) for path in files]))
     if list(dataset.features["label"].names) != class_names:
         raise DistilledDatasetError(
             f"The {name!r} config's class names differ from {CONFIG_FILE}: "
