@@ -32,6 +32,7 @@ from latent_distill.distilled.card import (
     TEMPLATE_PACKAGE,
     _stored_description,
 )
+from latent_distill.testing import RecordingHubApi
 
 CLASSES = ["T-shirt", "Trouser", "Bag"]
 
@@ -429,31 +430,8 @@ def test_gaussians_only_needs_ipc():
 # push_to_hub
 # ----------------------------------------------------------------------------------------------
 
-class RecordingApi:
-    """Stands in for ``HfApi``: records calls; ``fail`` makes ``create_commit`` raise."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.calls: list[tuple[str, tuple, dict]] = []
-        self.uploaded: dict[str, bytes] = {}
-
-    def create_repo(self, *args, **kwargs):
-        self.calls.append(("create_repo", args, kwargs))
-
-    def create_branch(self, *args, **kwargs):
-        self.calls.append(("create_branch", args, kwargs))
-
-    def create_commit(self, *args, **kwargs):
-        self.calls.append(("create_commit", args, kwargs))
-        if self.fail:
-            raise ConnectionError("Hub unreachable")
-        for operation in kwargs["operations"]:
-            self.uploaded[operation.path_in_repo] = Path(operation.path_or_fileobj).read_bytes()
-        return "commit-info"
-
-
 def test_push_to_hub_uploads_every_file_in_one_commit(tmp_path):
-    api = RecordingApi()
+    api = RecordingHubApi()
     result = latent_set().push_to_hub("me/fm-latent-dm-ipc-1", private=True, api=api, local_dir=tmp_path / "push")
     assert result == "commit-info"
     assert [name for name, _, _ in api.calls] == ["create_repo", "create_commit"]
@@ -471,7 +449,7 @@ def test_push_to_hub_uploads_every_file_in_one_commit(tmp_path):
 
 def test_push_to_hub_to_a_branch_removes_the_temporary_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    api = RecordingApi()
+    api = RecordingHubApi()
     gaussian_set().push_to_hub("me/d3hr", revision="v1", commit_message="first", api=api)
     assert [name for name, _, _ in api.calls] == ["create_repo", "create_branch", "create_commit"]
     assert api.calls[1][2] == {"branch": "v1", "repo_type": "dataset", "exist_ok": True, "token": None}
@@ -484,7 +462,7 @@ def test_push_to_hub_failure_keeps_the_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     original = image_set()
     with pytest.raises(HubUploadError) as raised:
-        original.push_to_hub("me/pixels", api=RecordingApi(fail=True))
+        original.push_to_hub("me/pixels", api=RecordingHubApi(fail=True))
     error = raised.value
     assert error.repo_id == "me/pixels" and "me/pixels" in str(error)
     assert str(error.local_dir) in str(error) and error.local_dir.parent.parent == tmp_path
@@ -497,6 +475,6 @@ def test_push_to_hub_only_on_the_main_process(tmp_path, monkeypatch):
         is_main_process = False
 
     monkeypatch.setattr(upload, "PartialState", Worker)
-    api = RecordingApi()
+    api = RecordingHubApi()
     assert image_set().push_to_hub("me/pixels", api=api, local_dir=tmp_path / "push") is None
     assert api.calls == [] and not (tmp_path / "push").exists()

@@ -11,6 +11,7 @@ from huggingface_hub import DatasetCard
 
 from latent_distill import D3HRPipeline, DistilledDataset
 from latent_distill.distilled import DistilledDatasetError
+from latent_distill.model_provenance import weights_fingerprint
 from latent_distill.testing import (
     FAST_D3HR,
     make_image_dataset,
@@ -37,9 +38,11 @@ def distil_and_reload(pipe: D3HRPipeline, folder: Path, ipc: int = 2):
 
 
 def test_regenerate_with_the_recorded_pipeline_is_bit_identical(tmp_path):
-    out, distilled = distil_and_reload(saved_pipeline(tmp_path / "pipe"), tmp_path / "set")
+    pipe = saved_pipeline(tmp_path / "pipe")
+    out, distilled = distil_and_reload(pipe, tmp_path / "set")
     assert distilled.record["models"]["transformer"] == {"path": str(tmp_path / "pipe"), "subfolder": "transformer",
-                                                         "revision": None}
+                                                         "revision": None,
+                                                         "fingerprint": weights_fingerprint(pipe.transformer)}
     recorded = D3HRPipeline.from_distilled(distilled)
     regenerated = recorded.regenerate(distilled)
     assert torch.equal(regenerated.images, out.images) and torch.equal(regenerated.labels, out.labels)
@@ -102,7 +105,7 @@ def test_card_of_a_d3hr_set_counts_the_gaussians(tmp_path):
     assert [c["config_name"] for c in card.data.configs] == ["images", "gaussians"]
     assert card.data.configs[0]["default"] is True
     assert card.data.tags == ["dataset-distillation", "d3hr", "ipc-3"]
-    assert card.data.distillation["models"]["transformer"]["path"] == str(tmp_path / "pipe")
+    assert card.data.distillation["models"]["transformer"]["path"] == "pipe"  # the folder name, no machine path
     assert distilled.stored_representation == "gaussians"
     gaussian_bytes = 2 * 2 * 4 * 7 * 7 * 4 + 2 * 8  # mean and std (2 classes x 196) float32 + 2 group seeds
     assert distilled.storage_bytes() == gaussian_bytes
@@ -113,4 +116,4 @@ def test_card_of_a_d3hr_set_counts_the_gaussians(tmp_path):
     assert "one Gaussian per class stands for IPC 3 images per class" in text
     assert "decoded from the stored gaussians" in text and "(preview.png)" in text
     assert "| `distillation.num_candidates` | 64 |" in text
-    assert 'load_dataset("' + str(tmp_path / "set") + '", "images", split="train")' in text
+    assert 'load_dataset("set", "images", split="train")' in text and str(tmp_path) not in text

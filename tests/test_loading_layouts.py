@@ -18,6 +18,7 @@ from transformers import (
 )
 
 from latent_distill import LatentDistillationPipeline
+from latent_distill.model_provenance import weights_fingerprint
 from latent_distill.pipelines.run_record import component_reference
 from latent_distill.testing import make_tiny_dit, make_tiny_vae
 
@@ -103,4 +104,5 @@ def test_stable_diffusion_repo_layout(tmp_path):
     assert pipe.transformer is None and isinstance(pipe.scheduler, PNDMScheduler)
     assert set(pipe.components) == {"vae", "transformer", "scheduler"}
     # Distilled sets record the VAE inside the repo, so LatentDistillationPipeline.from_distilled() reloads it.
-    assert component_reference(pipe, "vae") == {"path": str(tmp_path), "subfolder": "vae", "revision": None}
+    assert component_reference(pipe, "vae") == {"path": str(tmp_path), "subfolder": "vae", "revision": None,
+                                                "fingerprint": weights_fingerprint(vae)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from latent_distill import D3HRPipeline, LatentDistillationPipeline, config_for_method
+from latent_distill.model_provenance import weights_fingerprint
 from latent_distill.pipelines.run_record import model_references
 from latent_distill.testing import (
     make_dit_scheduler,
@@ -34,4 +35,5 @@ def test_both_pipelines_record_the_same_entries_and_models(tmp_path):
 
 def test_models_built_in_memory_record_no_path():
     pipe = LatentDistillationPipeline(vae=make_tiny_vae())
-    assert model_references(pipe, ("vae",)) == {"vae": {"path": None, "subfolder": None, "revision": None}}
+    assert model_references(pipe, ("vae",)) == {"vae": {"path": None, "subfolder": None, "revision": None,
+                                                        "fingerprint": weights_fingerprint(pipe.vae)}}

@@ -141,6 +141,29 @@ class LatentCodec:
         return digest.hexdigest()[:16]
 
 
+def check_decodable(latents: torch.Tensor, latent_shape: tuple[int, ...]) -> None:
+    """Checks that stored latents fit an autoencoder and hold only finite values.
+
+    Args:
+        latents: ``(N, C, h, w)`` latents about to be decoded.
+        latent_shape: the codec's ``(C, h, w)``.
+
+    Raises:
+        CodecError: for another shape (the set was made with another autoencoder or resolution), or
+            NaN / infinite values (a diverged run: its latents decode to nothing meaningful).
+    """
+    if latents.dim() != 4 or tuple(latents.shape[1:]) != tuple(latent_shape):
+        raise CodecError(
+            f"Latents of shape {tuple(latents.shape)} do not fit this autoencoder, which decodes (N, "
+            f"{', '.join(map(str, latent_shape))}): decode with the autoencoder and resolution the set was distilled "
+            "with (from_distilled(set) loads them)."
+        )
+    bad = int((~torch.isfinite(latents)).flatten(1).any(1).sum())
+    if bad:
+        raise CodecError(f"{bad} of {len(latents)} latents hold NaN or infinite values (the run diverged): distil "
+                         "again with a lower learning_rate, or drop those rows before decoding.")
+
+
 def tensor_fingerprint(*tensors: torch.Tensor) -> str:
     """A content hash of tensors (used to key caches of in-memory datasets)."""
     digest = hashlib.sha256()

@@ -326,6 +326,11 @@ class ImageClassificationTensors(LabelledSplit):
         images = self.images if index is None else self.images[index]
         return uint8_to_float(images)
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        return tuple(self.images.shape[1:])
+
     def images_between(self, start: int, stop: int) -> torch.Tensor:
         """The ``uint8`` images of rows ``[start, stop)``."""
         return self.images[start:stop]
@@ -365,6 +370,11 @@ class StreamedImageClassification(LabelledSplit):
     labels: torch.Tensor
     class_names: list[str]
     preprocessor: ImagePreprocessor
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one preprocessed image."""
+        return (self.preprocessor.channels, self.preprocessor.resolution, self.preprocessor.resolution)
 
     def images_between(self, start: int, stop: int) -> torch.Tensor:
         """Decodes and preprocesses rows ``[start, stop)`` into ``uint8`` images ``(n, C, H, W)``."""
@@ -636,6 +646,10 @@ def check_training_labels(labels: torch.Tensor, class_names: Sequence[str]) -> N
     if empty:
         raise DataError(f"Classes {empty} have no training sample: remove them from the label set "
                         "(dataset.filter / cast_column with fewer ClassLabel names) or add samples.")
+
+
+#: A training split in memory or streamed: what encoding, subsetting and the run record accept.
+TrainingSplit = Union[ImageClassificationTensors, StreamedImageClassification]
 
 
 def streamed_training_split(dataset: DatasetLike, resolution: int, channels: int,

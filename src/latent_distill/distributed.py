@@ -94,6 +94,19 @@ def min_across_processes(value: int, state: PartialState) -> int:
     return -int(reduce(torch.tensor([-value], dtype=torch.int64, device=state.device), reduction="max").item())
 
 
+def sum_tensors_across_processes(tensors: Iterable[torch.Tensor], state: PartialState) -> None:
+    """Replaces each tensor by its sum over processes, in place (each through the process device).
+
+    Args:
+        tensors: the tensors, in the same order and shapes on every process.
+        state: the process state.
+    """
+    if state.num_processes == 1:
+        return
+    for tensor in tensors:
+        tensor.copy_(reduce(tensor.to(state.device), reduction="sum").to(tensor.device))
+
+
 def sum_gradients_across_processes(parameters: Iterable[torch.Tensor], state: PartialState) -> None:
     """Replaces every parameter's gradient by its sum over processes, in one collective.
 

@@ -9,20 +9,14 @@ the same data and model loads them instead.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import torch
 from accelerate import PartialState
 
 from .codec import LatentCache, LatentCodec
-from .data import (
-    ImageClassificationTensors,
-    StreamedImageClassification,
-    uint8_to_float,
-)
+from .data import TrainingSplit, uint8_to_float
 from .distributed import all_gather_rows, batch_aligned_bounds
-
-TrainingSplit = Union[ImageClassificationTensors, StreamedImageClassification]
 
 
 def encode_training_latents(data: TrainingSplit, codec: LatentCodec, cache: LatentCache,

@@ -45,6 +45,14 @@ def frozen_model_dtype(mixed_precision: Optional[str] = None, device: Optional[t
     return dtype
 
 
+def remember_weights_fingerprint(module: torch.nn.Module) -> None:
+    """Stores the fingerprint of a model's full-precision weights on it, before a cast rounds them."""
+    from .model_provenance import FINGERPRINT_ATTRIBUTE, weights_fingerprint
+
+    if getattr(module, FINGERPRINT_ATTRIBUTE, None) is None:
+        setattr(module, FINGERPRINT_ATTRIBUTE, weights_fingerprint(module))
+
+
 def freeze(module: torch.nn.Module, device: torch.device | str, mixed_precision: Optional[str] = None) -> torch.nn.Module:
     """Puts a frozen model on ``device`` in :func:`frozen_model_dtype`, in eval mode, without gradients.
 
@@ -64,5 +72,6 @@ def freeze(module: torch.nn.Module, device: torch.device | str, mixed_precision:
     if parameter.device != device:
         module.to(device)
     if parameter.dtype != dtype:
+        remember_weights_fingerprint(module)  # of the weights as loaded, before rounding them
         module.to(dtype=dtype)
     return module.eval().requires_grad_(False)

@@ -16,6 +16,7 @@ The library's own test suite uses these helpers (and wraps some in pytest fixtur
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Optional, Type, TypeVar
 
@@ -151,3 +152,28 @@ def make_image_dataset(num_per_class: int = 10, num_classes: int = 2, size: int 
             labels.append(label)
     features = Features({"image": Image(), "label": ClassLabel(names=[f"class_{c}" for c in range(num_classes)])})
     return Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+
+class RecordingHubApi:
+    """Stands in for ``huggingface_hub.HfApi`` in ``push_to_hub(..., api=...)``: records every call and
+    the bytes of every uploaded file (``uploaded``: path in repo -> bytes); ``fail`` makes
+    ``create_commit`` raise ``ConnectionError``, as an unreachable Hub would."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.uploaded: dict[str, bytes] = {}
+
+    def create_repo(self, *args, **kwargs):
+        self.calls.append(("create_repo", args, kwargs))
+
+    def create_branch(self, *args, **kwargs):
+        self.calls.append(("create_branch", args, kwargs))
+
+    def create_commit(self, *args, **kwargs):
+        self.calls.append(("create_commit", args, kwargs))
+        if self.fail:
+            raise ConnectionError("Hub unreachable")
+        for operation in kwargs["operations"]:
+            self.uploaded[operation.path_in_repo] = Path(operation.path_or_fileobj).read_bytes()
+        return "commit-info"

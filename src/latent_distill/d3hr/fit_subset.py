@@ -6,12 +6,11 @@ from typing import Optional
 
 import torch
 
-from ..data import ImageClassificationTensors
+from ..data import TrainingSplit
 from ..seeding import generator_for
 
 
-def fit_subset(data: ImageClassificationTensors, max_samples_per_class: Optional[int],
-               seed: int) -> ImageClassificationTensors:
+def fit_subset(data: TrainingSplit, max_samples_per_class: Optional[int], seed: int) -> TrainingSplit:
     """Picks at most ``max_samples_per_class`` rows of every class, as ``D3HRPipeline.fit`` does.
 
     Each class keeps the first rows of its own seeded shuffle (keyed by the seed and the class, so
@@ -19,7 +18,7 @@ def fit_subset(data: ImageClassificationTensors, max_samples_per_class: Optional
     follow each other in class order.
 
     Args:
-        data: the training tensors.
+        data: the training split (in memory, or streamed: only the kept rows are decoded later).
         max_samples_per_class: rows kept per class; ``None`` keeps them all.
         seed: seed of the choice (``D3HRConfig.seed``).
 
@@ -31,5 +30,4 @@ def fit_subset(data: ImageClassificationTensors, max_samples_per_class: Optional
     picks = [rows[torch.randperm(len(rows), generator=generator_for(seed, "d3hr-fit", c))[:max_samples_per_class]]
              .sort().values
              for c, rows in enumerate(data.indices_by_class())]
-    index = torch.cat(picks)
-    return ImageClassificationTensors(data.images[index], data.labels[index], data.class_names)
+    return data.select(torch.cat(picks))

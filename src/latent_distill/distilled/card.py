@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..model_provenance import public_record
 from .layout import CONFIG_FILE, DATA_GLOB, PREVIEW_FILE, SCHEMA_VERSION
 from .preview import PREVIEW_SAMPLES_PER_CLASS
 
@@ -60,7 +61,7 @@ def card_data(dataset: DistilledDataset) -> DatasetCardData:
     if source is not None:
         distillation["source_dataset"] = source
     if dataset.record.get("models"):
-        distillation["models"] = dataset.record["models"]
+        distillation["models"] = public_record(dataset.record)["models"]  # no machine paths on the Hub
     return DatasetCardData(
         license=dataset.record.get("license", "other"),
         pretty_name=_pretty_name(dataset, source),
@@ -105,7 +106,7 @@ def _flatten(mapping: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _recipe_section(dataset: DistilledDataset) -> str:
-    rows = [[f"`{_cell(key)}`", _cell(value)] for key, value in _flatten(dataset.record)]
+    rows = [[f"`{_cell(key)}`", _cell(value)] for key, value in _flatten(public_record(dataset.record))]
     if not rows:
         return "No hyper-parameters were recorded."
     return _table(["hyper-parameter", "value"], rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -11,6 +12,7 @@ from accelerate import PartialState
 from huggingface_hub import CommitOperationAdd, HfApi
 
 from ..checkpointing import PathLike
+from ..model_provenance import public_record
 from .errors import HubUploadError
 
 if TYPE_CHECKING:
@@ -40,7 +42,9 @@ def push_to_hub(dataset: DistilledDataset, repo_id: str, private: Optional[bool]
     temporary = local_dir is None
     folder = Path(tempfile.mkdtemp(prefix="latent-distill-push-")) / "repo" if temporary else Path(local_dir)
     try:
-        dataset.save_pretrained(folder, repo_id=repo_id)
+        # The published recipe names local model folders by name only (no machine paths).
+        replace(dataset, record=public_record(dataset.record)).save_pretrained(folder, repo_id=repo_id,
+                                                                             overwrite=True)
     except BaseException:
         if temporary:
             shutil.rmtree(folder.parent, ignore_errors=True)

@@ -42,7 +42,7 @@ from ..d3hr.kept_groups import kept_groups
 from ..data import (
     DatasetLike,
     float_to_uint8,
-    training_tensors,
+    streamed_training_split,
 )
 from ..diffusion.ddim import (
     ddim_invert,
@@ -53,12 +53,12 @@ from ..diffusion.ddim import (
 )
 from ..diffusion.guidance import GuidedDenoiser
 from ..distilled import DistilledDataset, DistilledDatasetError
-from ..distributed import shard
+from ..distributed import shard, sum_tensors_across_processes
 from ..encoding import encode_training_latents
 from ..precision import freeze
 from ..seeding import generator_for
 from .outputs import D3HROutput
-from .recorded_models import load_recorded_pipeline
+from .recorded_models import check_recorded_weights, load_recorded_pipeline
 from .run_record import model_references, run_record, source_dataset_record
 
 
@@ -150,7 +150,7 @@ class D3HRPipeline(DiffusionPipeline):
         config = config or D3HRConfig()
         state = PartialState()
         codec = self.latent_codec(config)
-        data = training_tensors(dataset, codec.resolution, codec.image_channels, image_column, label_column)
+        data = streamed_training_split(dataset, codec.resolution, codec.image_channels, image_column, label_column)
         denoiser = self._denoiser(config)
         if data.num_classes > denoiser.num_classes:
             denoiser.check_labels(torch.tensor([data.num_classes - 1]))
@@ -179,14 +179,12 @@ class D3HRPipeline(DiffusionPipeline):
                 if checkpoint is not None and config.checkpoint_every_class:
                     save_state(checkpoint, fit_key=config.fit_key(), accumulator=accumulator.state_dict(), done=done)
         progress.close()
-        if state.num_processes > 1:
-            for tensor in accumulator.state_dict().values():
-                torch.distributed.all_reduce(tensor)
+        sum_tensors_across_processes(accumulator.state_dict().values(), state)
         _, inverter = ddim_schedulers(self.scheduler, config.num_inference_steps)
         return FittedGaussians.from_class_gaussians(
             accumulator.finalize(), timestep=inversion_timestep(inverter, config.inversion_steps),
             latent_shape=list(latents.shape[1:]), class_names=list(data.class_names), fit_config=config.to_dict(),
-            image_shape=list(data.images.shape[1:]),
+            image_shape=list(data.image_shape),
             source_dataset=source_dataset_record(dataset, data, source_dataset),
         )
 
@@ -283,6 +281,7 @@ class D3HRPipeline(DiffusionPipeline):
 
         Raises:
             DistilledDatasetError: when the set stores no Gaussians.
+            ModelMismatchError: when a model's weights are not those the set recorded.
             ValueError: when ``config_overrides`` names no ``D3HRConfig`` field.
         """
         if distilled.gaussians is None:
@@ -295,6 +294,7 @@ class D3HRPipeline(DiffusionPipeline):
         recorded.pop("method_name", None)
         changes = {key: value for key, value in (("ipc", ipc), ("seed", seed)) if value is not None}
         config = D3HRConfig.from_dict({**recorded, **config_overrides, **changes})
+        check_recorded_weights(distilled, self, ("vae", "transformer"))
         gaussians = FittedGaussians.from_stored(distilled.gaussians, distilled.class_names,
                                                 image_shape=distilled.record.get("image_shape") or None,
                                                 source_dataset=distilled.record.get("source_dataset"))

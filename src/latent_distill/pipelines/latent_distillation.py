@@ -19,13 +19,13 @@ from accelerate import PartialState
 from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMixin
 
 from ..checkpointing import load_resumable_state, save_state
-from ..codec import LatentCache, LatentCodec
+from ..codec import LatentCache, LatentCodec, check_decodable
 from ..config import DistillationConfig, samples_per_class_for_budget
 from ..data import (
     DatasetLike,
-    ImageClassificationTensors,
+    TrainingSplit,
     float_to_uint8,
-    training_tensors,
+    streamed_training_split,
 )
 from ..distilled import DistilledDataset, DistilledDatasetError
 from ..distributed import GradientAllReduce, shard, sum_across_processes
@@ -34,7 +34,11 @@ from ..precision import freeze
 from ..representations import get_representation
 from .initial_samples import initial_samples
 from .outputs import LatentDistillationOutput
-from .recorded_models import load_recorded_autoencoder, load_recorded_pipeline
+from .recorded_models import (
+    check_recorded_weights,
+    load_recorded_autoencoder,
+    load_recorded_pipeline,
+)
 from .run_record import model_references, run_record, source_dataset_record
 
 
@@ -102,13 +106,13 @@ class LatentDistillationPipeline(DiffusionPipeline):
     # helpers
     # ------------------------------------------------------------------------------------------
 
-    def _run_record(self, config: DistillationConfig, data: ImageClassificationTensors, dataset: DatasetLike,
+    def _run_record(self, config: DistillationConfig, data: TrainingSplit, dataset: DatasetLike,
                     source_dataset: Optional[dict[str, Any]], per_class: int,
                     sample_shape: tuple[int, ...]) -> dict[str, Any]:
         """The run record of this run (see :mod:`latent_distill.pipelines.run_record`)."""
         uses_denoiser = get_representation(config.representation).uses_denoiser
         return run_record(
-            config, budget=config.budget, samples_per_class=per_class, image_shape=data.images.shape[1:],
+            config, budget=config.budget, samples_per_class=per_class, image_shape=data.image_shape,
             sample_shape=sample_shape, source_dataset=source_dataset_record(dataset, data, source_dataset),
             models=model_references(self, ("vae", "transformer", "scheduler") if uses_denoiser else ("vae",)),
             latents_per_class=per_class if config.representation == "latent" else None,
@@ -191,8 +195,10 @@ class LatentDistillationPipeline(DiffusionPipeline):
             ``uint8`` images ``(N, C, H, W)`` at the source resolution.
 
         Raises:
-            DistilledDatasetError: when the set stores no latents, or stores the initial latents of
-                a diffusion sampler (LD3M: use :meth:`rerender`).
+            DistilledDatasetError: when the set stores no latents, stores the initial latents of a
+                diffusion sampler (LD3M: use :meth:`rerender`).
+            CodecError: when the latents do not fit this autoencoder or are not finite.
+            ModelMismatchError: when the autoencoder's weights are not those the set recorded.
         """
         if distilled.latents is None:
             raise DistilledDatasetError(f"This {distilled.method} set stores no latents to decode; use its images.")
@@ -201,10 +207,12 @@ class LatentDistillationPipeline(DiffusionPipeline):
                 f"This {distilled.method} set stores the initial latents of a diffusion sampler, which the autoencoder "
                 "alone does not decode into its images: use rerender(distilled) or its images."
             )
+        check_recorded_weights(distilled, self, ("vae",))
         shape = distilled.source_image_shape
         resolution = int(shape[-1]) if shape else int(self.vae.config.sample_size)
         resample = int((distilled.record.get("distillation") or {}).get("resample", 1))
         codec = LatentCodec(self.vae.eval(), resolution, resample, batch_size)
+        check_decodable(distilled.latents, codec.latent_shape)
         return float_to_uint8(codec.decode(distilled.latents))
 
     def rerender(self, distilled: DistilledDataset) -> torch.Tensor:
@@ -222,6 +230,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
         Raises:
             DistilledDatasetError: when the set stores no class embeddings or records no run config
                 (``record["distillation"]``).
+            ModelMismatchError: when a model's weights are not those the set recorded.
         """
         if distilled.class_embeddings is None:
             raise DistilledDatasetError(
@@ -235,6 +244,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
                                         "so its images cannot be rendered again: use its images.")
         for key in ("method_name", "objective_summary"):
             recorded.pop(key, None)
+        check_recorded_weights(distilled, self, ("vae", "transformer"))
         return self.render_stored(distilled.latents, distilled.class_embeddings,
                                   DistillationConfig.from_dict(recorded), distilled.num_classes)
 
@@ -284,22 +294,24 @@ class LatentDistillationPipeline(DiffusionPipeline):
         codec = self._frozen_codec(config, state.device)
         resolution = codec.resolution
 
-        data = training_tensors(dataset, resolution, self.vae.config.in_channels, image_column, label_column)
-        sample_shape = representation_cls.sample_shape(tuple(data.images.shape[1:]), codec)
+        # Latent methods encode a datasets split batch by batch; pixel matching loads its images.
+        data = streamed_training_split(dataset, resolution, self.vae.config.in_channels, image_column, label_column)
+        sample_shape = representation_cls.sample_shape(data.image_shape, codec)
         smallest = int(torch.bincount(data.labels, minlength=data.num_classes).min())
-        per_class = samples_per_class_for_budget(config.ipc, config.budget, tuple(data.images.shape[1:]),
+        per_class = samples_per_class_for_budget(config.ipc, config.budget, data.image_shape,
                                                  sample_shape, smallest, config.samples_per_class)
         real = representation_cls.real_pool(
             data, codec, LatentCache(cache_dir),
             progress=lambda it: self.progress_bar(it) if len(it) > 1 else it,
-        )
+        ).to(state.device)  # samples stay in CPU memory; drawn batches go to the process device
         synthetic = representation_cls.create(
             initial_samples(real, per_class, config.init, config.seed, sample_shape), data.num_classes,
             codec=codec, transformer=self.transformer, scheduler=self.scheduler,
             options=config.representation_kwargs, seed=config.seed,
-        )
+        ).to(state.device)
         learning_rate = config.learning_rate * (per_class if config.scale_learning_rate else 1)
-        objective = objective_cls(config, sample_shape, data.num_classes, build_augmentation(config.augmentation))
+        objective = objective_cls(config, sample_shape, data.num_classes, build_augmentation(config.augmentation),
+                                  device=state.device)
         objective.setup(real, Path(cache_dir) if cache_dir is not None else None)
         optimizer = torch.optim.SGD(synthetic.parameters(), lr=learning_rate, momentum=config.momentum)
         classes = list(range(data.num_classes))
@@ -347,7 +359,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
         with torch.no_grad():
             stored = synthetic.export(codec)
         output = LatentDistillationOutput(
-            images=stored["images"], labels=synthetic.labels, latents=stored.get("latents"),
+            images=stored["images"], labels=synthetic.labels.cpu(), latents=stored.get("latents"),
             class_names=list(data.class_names), record=record, losses=losses,
             distill_seconds=time.time() - started,
             seconds_per_iteration=loop_seconds / (step - first_step) if step > first_step else None,

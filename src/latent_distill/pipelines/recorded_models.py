@@ -8,12 +8,13 @@ cannot be loaded back; a scheduler also records its ``class``), written by
 
 from __future__ import annotations
 
-from typing import Optional, TypeVar
+from typing import Optional, Sequence, TypeVar
 
 from diffusers import AutoencoderKL, DiffusionPipeline
 
 from ..default_models import resolve_model_reference
 from ..distilled import DistilledDataset, DistilledDatasetError
+from ..model_provenance import check_weights
 
 PipelineT = TypeVar("PipelineT", bound=DiffusionPipeline)
 
@@ -30,6 +31,22 @@ def model_record(distilled: DistilledDataset, name: str) -> Optional[dict]:
     """
     record = (distilled.record.get("models") or {}).get(name) or {}
     return record if record.get("path") else None
+
+
+def check_recorded_weights(distilled: DistilledDataset, pipeline: DiffusionPipeline, names: Sequence[str]) -> None:
+    """Refuses models whose weights differ from those a set recorded (sets without fingerprints pass).
+
+    Args:
+        distilled: the distilled set.
+        pipeline: the pipeline about to decode, re-render or regenerate it.
+        names: the components it will use, e.g. ``("vae",)``.
+
+    Raises:
+        ModelMismatchError: for the first component whose weights differ.
+    """
+    models = distilled.record.get("models") or {}
+    for name in names:
+        check_weights(models.get(name), getattr(pipeline, name), name)
 
 
 def load_autoencoder(record: dict) -> AutoencoderKL:

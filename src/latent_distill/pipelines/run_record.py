@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
 
+import torch
 from diffusers import DiffusionPipeline
 
 from ..config import DistillationConfig
 from ..d3hr.config import D3HRConfig
 from ..data import DatasetLike, ImageClassificationTensors, source_record
 from ..default_models import model_reference
+from ..model_provenance import resolved_revision, weights_fingerprint
 
 RunConfig = Union[DistillationConfig, D3HRConfig]
 
@@ -33,14 +35,17 @@ def component_reference(pipeline: DiffusionPipeline, name: str) -> dict[str, Any
     Returns:
         ``{"path", "subfolder", "revision"}``: the pipeline's folder and the component's subfolder
         when the pipeline was loaded from one, else the component's own path (``None`` for a model
-        built in memory) and no subfolder. A scheduler also records its ``class``.
+        built in memory) and no subfolder; ``revision`` is the commit a Hub model resolved to
+        (``None`` for local folders). A model also records the ``fingerprint`` of its weights
+        (checked before a set is decoded, re-rendered or regenerated); a scheduler its ``class``.
     """
     module = getattr(pipeline, name)
-    if pipeline.config.get("_name_or_path"):
-        reference = {"path": model_reference(pipeline.config["_name_or_path"]), "subfolder": name, "revision": None}
-    else:
-        reference = {"path": model_reference(getattr(module.config, "_name_or_path", None)), "subfolder": None,
-                     "revision": None}
+    loaded_from = getattr(module.config, "_name_or_path", None)
+    path = pipeline.config.get("_name_or_path") or loaded_from
+    reference = {"path": model_reference(path), "subfolder": name if pipeline.config.get("_name_or_path") else None,
+                 "revision": resolved_revision(path, loaded_from=loaded_from)}
+    if isinstance(module, torch.nn.Module):
+        reference["fingerprint"] = weights_fingerprint(module)
     if name == "scheduler":
         reference["class"] = type(module).__name__
     return reference

@@ -19,6 +19,7 @@ class LearnablePixels(Representation):
 
     @classmethod
     def real_pool(cls, data, codec, cache, progress=None):
+        data = data.load()  # pixel matching keeps the real images in memory (a streamed split decodes here)
         return RealPool(data.images, data.labels, data.num_classes, to_float=uint8_to_float)
 
     def export(self, codec):
