@@ -36,7 +36,9 @@ from latent_distill import (
 )
 from latent_distill.data import (
     dataset_id,
+    evaluation_split,
     load_image_classification,
+    streamed_training_split,
     table_fingerprint,
 )
 from latent_distill.evaluation import train_teacher
@@ -69,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache_dir", default="runs/latent-cache")
     parser.add_argument("--checkpoint_dir", default=None, help="default: runs/<output name>")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--eval_split", default=None,
+                        help="held-out split to evaluate on (default: 'test', else 'validation')")
     parser.add_argument("--eval_runs", type=int, default=3)
     parser.add_argument("--eval_epochs", type=int, default=300)
     parser.add_argument("--eval_protocol", default=None, choices=["hard", "soft"],
@@ -126,7 +130,7 @@ def evaluation_protocol(args: argparse.Namespace, train):
     kind = args.eval_protocol or ("soft" if args.method in SOFT_LABEL_METHODS else "hard")
     if kind == "hard":
         return HardLabelProtocol(epochs=args.eval_epochs, augmentation=args.eval_augmentation), None
-    teacher = train_teacher(train, epochs=args.teacher_epochs, seed=args.seed, cache_dir=args.teacher_cache_dir,
+    teacher = train_teacher(train.load(), epochs=args.teacher_epochs, seed=args.seed, cache_dir=args.teacher_cache_dir,
                             torch_compile=args.eval_compile)
     return SoftLabelProtocol(epochs=args.eval_epochs), teacher
 
@@ -141,8 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
     splits = load_image_classification(args.dataset)
     pipe = LatentDistillationPipeline.from_pretrained(args.pretrained)
     resolution, channels = int(pipe.vae.config.sample_size), int(pipe.vae.config.in_channels)
-    train = dataset_to_tensors(splits["train"], resolution, channels, args.image_column, args.label_column)
-    # The pipeline gets tensors (shared with the evaluation), so the split they came from is named here.
+    # Images are decoded batch by batch when read (class names become labels), so memory stays flat in
+    # the split's size; the pipeline gets this split, so the table it reads is named here.
+    train = streamed_training_split(splits["train"], resolution, channels, args.image_column, args.label_column)
     source = {"id": dataset_id(args.dataset), "fingerprint": table_fingerprint(splits["train"])}
     output = DISTILLERS.get(args.method, distil_gradient)(args, pipe, train, source, checkpoint_dir)
     summary = {"method": args.method, "ipc": args.ipc, "budget": output.record["budget"],
@@ -151,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     evaluation = []
     if not args.no_eval and state.is_main_process:
-        test = dataset_to_tensors(splits["test"], resolution, channels, args.image_column, args.label_column)
+        test = dataset_to_tensors(evaluation_split(splits, args.eval_split), resolution, channels, args.image_column,
+                                  args.label_column, class_names=train.class_names)
         protocol, teacher = evaluation_protocol(args, train)
         started = time.time()
         distilled = evaluate_synthetic(uint8_to_float(output.images), output.labels, test, protocol, teacher=teacher,

@@ -26,7 +26,11 @@ from latent_distill import (
     random_subset_reference,
     uint8_to_float,
 )
-from latent_distill.data import load_image_classification
+from latent_distill.data import (
+    evaluation_split,
+    load_image_classification,
+    streamed_training_split,
+)
 from latent_distill.evaluation import train_teacher
 
 
@@ -35,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("distilled", help="folder written by DistilledDataset.save_pretrained, or a Hub dataset id")
     parser.add_argument("--dataset", default="fashion-mnist",
                         help="source dataset with train/test splits: 'fashion-mnist' or a datasets id / folder")
+    parser.add_argument("--eval_split", default=None,
+                        help="held-out split to evaluate on (default: 'test', else 'validation')")
     parser.add_argument("--protocol", default="hard", choices=["hard", "soft"])
     parser.add_argument("--archs", nargs="+", default=["convnet"], choices=list_networks())
     parser.add_argument("--runs", type=int, default=3)
@@ -67,11 +73,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          "(LatentDistillationPipeline.decode / D3HRPipeline.regenerate).")
     splits = load_image_classification(args.dataset)
     channels, resolution = int(distilled.images.shape[1]), int(distilled.images.shape[-1])
-    train = dataset_to_tensors(splits["train"], resolution, channels)
-    test = dataset_to_tensors(splits["test"], resolution, channels)
+    train = streamed_training_split(splits["train"], resolution, channels)  # subsets decode only their rows
+    test = dataset_to_tensors(evaluation_split(splits, args.eval_split), resolution, channels,
+                              class_names=distilled.class_names)
     teacher = None
     if args.protocol == "soft":
-        teacher = train_teacher(train, epochs=args.teacher_epochs, seed=args.seed, cache_dir=args.cache_dir)
+        teacher = train_teacher(train.load(), epochs=args.teacher_epochs, seed=args.seed, cache_dir=args.cache_dir)
 
     images, labels = uint8_to_float(distilled.images), distilled.labels
     per_class = int(torch.bincount(labels).max())

@@ -162,3 +162,25 @@ def test_train_latent_diffusion_rejects_a_dit_with_too_few_classes(tmp_path):
         load_example("train_latent_diffusion").main([
             "--dataset", str(data_dir), "--pipeline_dir", str(tmp_path / "pipe"), "--transformer", str(tmp_path / "dit"),
             "--latent_cache", str(tmp_path / "cache"), "--checkpoint_dir", str(tmp_path / "ckpt"), "--max_steps", "1"])
+
+
+def test_distill_example_reads_class_names_and_a_validation_split(tiny_vae, tmp_path):
+    """A user's dataset: string labels and a 'validation' split instead of 'test'."""
+    LatentDistillationPipeline(vae=tiny_vae).save_pretrained(tmp_path / "pipeline")
+
+    def named(dataset: datasets.Dataset) -> datasets.Dataset:
+        names = dataset.features["label"].names
+        return dataset.cast_column("label", datasets.Value("string")).map(
+            lambda row: {"label": names[int(row["label"])]})
+
+    data_dir = write_dataset(tmp_path / "data", train=named(make_image_dataset(num_per_class=10, seed=0)),
+                             validation=named(make_image_dataset(num_per_class=5, seed=1).select(range(5, 10))))
+    summary = load_example("distill").main([
+        "--pretrained", str(tmp_path / "pipeline"), "--dataset", str(data_dir), "--ipc", "1", "--budget", "count",
+        "--iterations", "2", "--eval_epochs", "1", "--eval_runs", "1", "--no-eval_compile",
+        "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache"),
+        "--checkpoint_dir", str(tmp_path / "ckpt"),
+    ])
+    assert "accuracy" in summary
+    restored = DistilledDataset.from_pretrained(tmp_path / "out")
+    assert restored.class_names == ["class_0", "class_1"]  # names recorded, in sorted order
