@@ -56,6 +56,7 @@ from latent_distill.evaluation import (
 from . import cells
 from .results_io import (
     ROOT,
+    denoiser_label,
     load_records,
     markdown_table,
     upsert_record,
@@ -67,7 +68,7 @@ STATE = ROOT / "runs" / "d3hr-benchmark" / "fit.pt"
 # autoencoder (encoded, decoded): every image D3HR generates is decoded by that autoencoder, so the
 # gap between the two is what the autoencoder alone costs a set of that size.
 RANDOM_SUBSET, AUTOENCODED_SUBSET = "random real subset", "random real subset, autoencoded"
-CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance")
+CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser")
 
 
 def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, Any]:
@@ -161,7 +162,8 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
         timestep = inversion_timestep(fitted["inverter"], depth)
         run_cell({"method": "d3hr", "variant": variant, "noising": noising, "inversion_steps": depth,
                   "timestep": timestep, "num_candidates": candidates, "guidance": args.guidance, "ipc": ipc,
-                  "samples_per_class": ipc, "protocol": kind, "fit_per_class": args.fit_per_class}, compute, args.redo)
+                  "samples_per_class": ipc, "protocol": kind, "fit_per_class": args.fit_per_class,
+                  "denoiser": denoiser_label(args.pipeline)}, compute, args.redo)
     codec = pipe.latent_codec()
     references = {RANDOM_SUBSET: lambda images: images,
                   AUTOENCODED_SUBSET: lambda images: codec.decode(codec.encode(images))}
@@ -208,7 +210,8 @@ def write_tables() -> None:
         rows.append({**record, "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}",
                      "reference": f"{reference['acc_mean']:.2f}" if reference and record["method"] == "d3hr" else None})
     table = markdown_table(rows, [
-        ("method", "method"), ("variant", "variant"), ("guidance", "guidance"), ("IPC", "ipc"), ("protocol", "protocol"),
+        ("method", "method"), ("variant", "variant"), ("denoiser", "denoiser"), ("guidance", "guidance"), ("IPC", "ipc"),
+        ("protocol", "protocol"),
         ("timestep", "timestep"), ("candidates", "num_candidates"), ("runs", "runs"), ("accuracy", "accuracy"),
         ("random subset, same protocol", "reference"), ("distill s", "distill_seconds"), ("eval s", "eval_seconds")])
     notes = ("Fashion-MNIST, ConvNet-3, mean ± std over runs on the 10,000 test images. soft = D3HR's protocol "

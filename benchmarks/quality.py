@@ -40,6 +40,7 @@ from . import cells
 from .reference_loop import reference_loop
 from .results_io import (
     ROOT,
+    denoiser_label,
     load_records,
     markdown_table,
     replace_section,
@@ -48,7 +49,8 @@ from .results_io import (
     write_markdown,
 )
 
-CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs", "augmentation", "subsets", "iterations")
+CELL_KEY = ("method", "ipc", "budget", "protocol", "arch", "eval_epochs", "augmentation", "subsets", "iterations",
+            "denoiser")
 # The published Fashion-MNIST random-subset figures (DC paper, ConvNet-3, hard labels) were trained
 # without augmentation: the protocol check reproduces them with augmentation "none".
 PUBLISHED_RANDOM_SUBSET = {1: (51.4, 3.8), 10: (73.8, 0.7), 50: (82.5, 0.7)}
@@ -57,8 +59,8 @@ PUBLISHED_METHODS = {("pixel-dc", 1): (70.5, None), ("pixel-dc", 10): (82.3, Non
                      ("pixel-dsa", 1): (70.6, None), ("pixel-dsa", 10): (84.6, None), ("pixel-dsa", 50): (88.7, None)}
 TABLE_COLUMNS = [
     ("method", "method"), ("IPC", "ipc"), ("budget", "budget"), ("samples/class", "samples_per_class"),
-    ("iterations", "iterations"), ("protocol", "protocol"), ("aug.", "augmentation"), ("arch", "arch"),
-    ("epochs", "eval_epochs"), ("runs", "runs"),
+    ("iterations", "iterations"), ("denoiser", "denoiser"), ("protocol", "protocol"), ("aug.", "augmentation"),
+    ("arch", "arch"), ("epochs", "eval_epochs"), ("runs", "runs"),
     ("accuracy", "accuracy"), ("random, same storage", "ref_same_storage"), ("random, same count", "ref_same_count"),
     ("relative", "relative"), ("distill s", "distill_seconds"), ("distill peak MB", "distill_peak_rss_mb"),
     ("eval s", "eval_seconds"), ("eval peak MB", "eval_peak_rss_mb"),
@@ -137,7 +139,7 @@ def run_cell(settings: Settings, fields: dict[str, Any], compute: Callable[[], d
     key_fields = {"method": fields["method"], "ipc": fields["ipc"], "budget": fields["budget"], "protocol": "hard",
                   "arch": fields.get("arch", "convnet-3"), "eval_epochs": fields.get("eval_epochs", settings.eval_epochs),
                   "augmentation": fields.get("augmentation", "dsa")}
-    for optional in ("subsets", "iterations"):
+    for optional in ("subsets", "iterations", "denoiser"):
         if optional in fields:
             key_fields[optional] = fields[optional]
     cells.run_cell(settings.benchmark, fields, compute, CELL_KEY, redo=redo, lookup=key_fields,
@@ -279,6 +281,8 @@ def method_cells(settings: Settings, train, test, redo: bool) -> None:
                             **evaluate_cell(settings, images, output.labels, test, protocol)}
 
                 fields = {"method": method, "ipc": ipc, "budget": budget, "iterations": config.iterations}
+                if config.representation == "diffusion":  # LD3M: which denoiser checkpoint it rendered through
+                    fields["denoiser"] = denoiser_label(DEFAULT_PIPELINE_PATH)
                 run_cell(settings, fields, compute, redo)
 
 

@@ -93,6 +93,23 @@ def upsert_record(benchmark: str, record: dict[str, Any], key: Sequence[str]) ->
     return records
 
 
+def denoiser_label(pipeline: Any) -> Optional[str]:
+    """Which training checkpoint of a pipeline folder's denoiser a record was made with.
+
+    Args:
+        pipeline: the pipeline folder.
+
+    Returns:
+        ``<folder name>-dit@<total training steps>`` from the folder's ``latent_diffusion_training.json``
+        (``None`` without one), as the DiT benchmark names its checkpoints.
+    """
+    path = Path(pipeline) / "latent_diffusion_training.json"
+    if not path.exists():
+        return None
+    training = json.loads(path.read_text())
+    return f"{Path(pipeline).name}-dit@{training.get('total_steps', training.get('steps'))}"
+
+
 def has_record(benchmark: str, **fields: Any) -> bool:
     return any(all(r.get(k) == v for k, v in fields.items()) for r in load_records(benchmark))
 
