@@ -7,9 +7,21 @@ from typing import Optional, Sequence
 
 import datasets
 import torch
-from datasets import ClassLabel, Dataset
+from datasets import ClassLabel, Dataset, Features
 
 from .errors import DataError
+
+
+def _column(features: Features, given: Optional[str], argument: str, candidates: list[str], missing: str) -> str:
+    """The column named by ``given``, else the first candidate; ``missing`` (formatted with the
+    ``columns``) is raised when there is none."""
+    if given is None:
+        if not candidates:
+            raise DataError(missing.format(columns=list(features)))
+        return candidates[0]
+    if given not in features:
+        raise DataError(f"{argument}={given!r} is not a column of the dataset {list(features)}.")
+    return given
 
 
 def detect_columns(dataset: Dataset, image_column: Optional[str] = None,
@@ -28,27 +40,15 @@ def detect_columns(dataset: Dataset, image_column: Optional[str] = None,
         DataError: when a column is missing, or the labels are not integers or all missing.
     """
     features = dataset.features
-    if image_column is None:
-        candidates = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
-        if not candidates:
-            raise DataError(
-                f"No image column found among {list(features)}: cast it to datasets.Image() "
-                "(dataset.cast_column(name, datasets.Image())) or pass image_column=<name>."
-            )
-        image_column = candidates[0]
-    elif image_column not in features:
-        raise DataError(f"image_column={image_column!r} is not a column of the dataset {list(features)}.")
-    if label_column is None:
-        candidates = [name for name, feature in features.items() if isinstance(feature, ClassLabel)]
-        candidates += [name for name in ("label", "labels", "fine_label", "class") if name in features]
-        if not candidates:
-            raise DataError(
-                f"No label column found among {list(features)}: name it with label_column=<name>, "
-                "or cast it to datasets.ClassLabel."
-            )
-        label_column = candidates[0]
-    elif label_column not in features:
-        raise DataError(f"label_column={label_column!r} is not a column of the dataset {list(features)}.")
+    image_column = _column(features, image_column, "image_column",
+                           [name for name, feature in features.items() if isinstance(feature, datasets.Image)],
+                           "No image column found among {columns}: cast it to datasets.Image() "
+                           "(dataset.cast_column(name, datasets.Image())) or pass image_column=<name>.")
+    label_column = _column(features, label_column, "label_column",
+                           [name for name, feature in features.items() if isinstance(feature, ClassLabel)]
+                           + [name for name in ("label", "labels", "fine_label", "class") if name in features],
+                           "No label column found among {columns}: name it with label_column=<name>, "
+                           "or cast it to datasets.ClassLabel.")
     label_feature = features[label_column]
     if getattr(label_feature, "dtype", None) == "null":
         raise DataError(
