@@ -92,17 +92,21 @@ def training_rounds(training: dict) -> list[dict]:
     return rounds[::-1]
 
 
-def describe_round(training: dict) -> str:
-    """The command and the recipe of one training round, for the card."""
-    args = training.get("args", {})
+def describe_round(training: dict, index: int) -> str:
+    """The command and the recipe of training round ``index`` (0: from scratch), for the card."""
+    args = dict(training.get("args", {}))
+    if args.get("transformer"):  # fine-tuned in a copy of the pipeline folder: name the weights, not the copy
+        args["transformer"] = "<pipeline folder>/transformer"
     command = ("accelerate launch examples/train_latent_diffusion.py " +
                " ".join(f"--{k} {v}" for k, v in args.items() if v is not None and k not in ("dataset",)))
-    start = "from scratch" if not args.get("transformer") else f"fine-tuning `{args['transformer']}`"
-    return f"""```bash
+    start = "from scratch" if index == 0 else f"fine-tuning the EMA weights of round {index}"
+    return f"""Round {index + 1}, {start}:
+
+```bash
 {command}
 ```
 
-{start}: {training.get('steps')} steps of batch {args.get('batch_size')} per process (about
+{training.get('steps')} steps of batch {args.get('batch_size')} per process (about
 {training.get('steps', 0) * args.get('batch_size', 0) / 60000:.1f} epochs), AdamW at {args.get('learning_rate')} with
 {args.get('warmup_steps')} warm-up steps and cosine decay to a tenth, gradient clipping at 1, labels replaced by the
 null label with probability {args.get('class_dropout')} (one draw per sample), EMA of the weights (decay up to
@@ -114,7 +118,7 @@ def render_card(records: list[dict], training: dict) -> str:
     table = markdown_table(records, [column for column in CHECKPOINT_COLUMNS
                                      if column[1] not in ("model", "training_steps")]
                            + [("classifier test acc. (%)", "classifier_test_acc")])
-    rounds = "\n\n".join(describe_round(r) for r in training_rounds(training))
+    rounds = "\n\n".join(describe_round(r, i) for i, r in enumerate(training_rounds(training)))
     total_minutes = training.get("total_train_seconds", training.get("train_seconds", 0)) / 60
     return f"""---
 library_name: diffusers

@@ -193,7 +193,8 @@ def write_table() -> None:
                        ("method", "method"), ("DiT", "dit"), ("IPC", "ipc"), ("s / iteration", "seconds_per_iteration"),
                        ("s / fitted image", "seconds_per_fitted_image"),
                        ("s / generated image", "seconds_per_generated_image"),
-                       ("GFLOP / iteration", "gflops_per_iteration"), ("peak MB", "distill_peak_rss_mb"),
+                       ("GFLOP / iteration", "gflops_per_iteration"), ("GFLOP / fitted image", "gflops_per_fitted_image"),
+                       ("GFLOP / generated image", "gflops_per_generated_image"), ("peak MB", "distill_peak_rss_mb"),
                        ("bytes / sample", "bytes_per_sample"), ("image bytes", "image_bytes"),
                        ("paper iterations", "paper_iterations"), ("projected GPU h", "projected_gpu_hours"),
                        ("eval s / epoch (ConvNet-6)", "eval_seconds_per_epoch")])
@@ -228,8 +229,9 @@ def main() -> None:
 
             def measured(compute=compute) -> dict[str, Any]:
                 values = compute()
-                flops = values.get("flops_per_iteration")
-                values["gflops_per_iteration"] = round(flops / 1e9, 1) if flops else None
+                for unit in ("iteration", "fitted_image", "generated_image"):
+                    flops = values.get(f"flops_per_{unit}")
+                    values[f"gflops_per_{unit}"] = round(flops / 1e9, 1) if flops else None
                 return values
 
             fields = {"method": method, "ipc": ipc, "dit": args.dit, "per_class": args.per_class,
