@@ -177,6 +177,9 @@ def save_pipeline(model: DiTTransformer2DModel, args: argparse.Namespace, record
     pipeline_dir = Path(args.pipeline_dir)
     with atomic_directory(pipeline_dir / "transformer") as staging:
         model.save_pretrained(staging)
+        config = json.loads((staging / "config.json").read_text())
+        config.pop("_name_or_path", None)  # the folder a fine-tuned model came from: a machine path
+        atomic_write_json(config, staging / "config.json")
     scheduler = DDIMScheduler(**TRAINING_SCHEDULE)
     with atomic_directory(pipeline_dir / "scheduler") as staging:
         scheduler.save_pretrained(staging)
