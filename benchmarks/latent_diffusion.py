@@ -216,6 +216,23 @@ CHECKPOINT_COLUMNS = [("model", "model"), ("training steps", "training_steps"), 
                       ("recall (%)", "recall")]
 
 
+def write_table() -> list[dict]:
+    """Writes ``latent_diffusion.md`` from the records; returns the records with all metrics."""
+    records = sorted(load_records("latent_diffusion"),
+                     key=lambda r: (r.get("training_steps", 0), r["samples"], r["steps"], r["guidance"]))
+    measured = [r for r in records if "fid" in r]
+    write_markdown("latent_diffusion", "# Quality of the shipped DiT, checkpoint by checkpoint\n\n"
+                   "Class fidelity, Fréchet distance and precision / recall on the features of a classifier of the "
+                   "real data (the real reference is the test split), per training checkpoint and guidance scale.\n\n"
+                   + markdown_table(measured, CHECKPOINT_COLUMNS)
+                   + "\n\n**Earlier class-fidelity measurements** (500 samples, no distribution metrics):\n\n"
+                   + markdown_table([r for r in records if "fid" not in r], [
+                       ("model", "model"), ("guidance", "guidance"), ("DDIM steps", "steps"), ("samples", "samples"),
+                       ("class fidelity (%)", "class_fidelity"), ("worst class", "worst_class"),
+                       ("classifier test acc. (%)", "classifier_test_acc"), ("seconds", "seconds")]))
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", default=str(DEFAULT_PIPELINE_PATH))
@@ -261,18 +278,7 @@ def main() -> None:
         if args.transformer is None and guidance == args.guidance[-1]:
             save_grid(samples, GRID)
             save_grid(samples, Path(args.pipeline) / GRID.name)  # the folder's README shows it too
-    records = sorted(load_records("latent_diffusion"),
-                     key=lambda r: (r.get("training_steps", 0), r["samples"], r["steps"], r["guidance"]))
-    measured = [r for r in records if "fid" in r]
-    write_markdown("latent_diffusion", "# Quality of the shipped DiT, checkpoint by checkpoint\n\n"
-                   "Class fidelity, Fréchet distance and precision / recall on the features of a classifier of the "
-                   "real data (the real reference is the test split), per training checkpoint and guidance scale.\n\n"
-                   + markdown_table(measured, CHECKPOINT_COLUMNS)
-                   + "\n\n## Earlier class-fidelity measurements\n\n"
-                   + markdown_table([r for r in records if "fid" not in r], [
-                       ("model", "model"), ("guidance", "guidance"), ("DDIM steps", "steps"), ("samples", "samples"),
-                       ("class fidelity (%)", "class_fidelity"), ("worst class", "worst_class"),
-                       ("classifier test acc. (%)", "classifier_test_acc"), ("seconds", "seconds")]))
+    measured = write_table()
     if args.transformer is None:
         shipped = [r for r in measured if r["model"] == model]
         card = render_card(shipped, training)
