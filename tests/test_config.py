@@ -61,3 +61,12 @@ def test_configs_saved_before_the_objective_rename_still_load():
     assert config.to_dict()["objective"] == "mtt" and "method" not in config.to_dict()
     with pytest.raises(ValueError, match="holds both 'method'"):
         DistillationConfig.from_dict({"method": "dm", "objective": "dc"})
+
+
+def test_encode_batches_are_sized_by_pixels_unless_given():
+    from latent_distill.config import encode_batch_size_for
+
+    assert encode_batch_size_for(28) == 500
+    assert encode_batch_size_for(256) == 5 and encode_batch_size_for(128, resample=2) == 5
+    assert encode_batch_size_for(1024) == 1
+    assert encode_batch_size_for(256, requested=64) == 64

@@ -119,7 +119,8 @@ class DistillationConfig(SavedConfig):
             the ``"diffusion"`` representation, LD3M); validated by the representation.
         seed: seed of every random choice; randomness is derived from (seed, step, class).
         checkpoint_every: steps between checkpoints (0 disables).
-        encode_batch_size: images per autoencoder forward pass.
+        encode_batch_size: images per autoencoder forward pass; ``None`` sizes batches by pixels
+            (:func:`encode_batch_size_for`), so a 256 px run does not batch like a 28 px one.
         preset: the named method preset the config was built from (``"pixel-dsa"``, ...), if any.
     """
 
@@ -146,7 +147,7 @@ class DistillationConfig(SavedConfig):
     representation_kwargs: dict = field(default_factory=dict)
     seed: int = 0
     checkpoint_every: int = 100
-    encode_batch_size: int = 500
+    encode_batch_size: Optional[int] = None
     preset: Optional[str] = None
 
     def __post_init__(self) -> None:
@@ -186,6 +187,29 @@ def parse_options(options_class: Optional[type], values: dict[str, Any], *, fiel
         valid = f"valid keys are {known}" if known else "it takes none: remove them"
         raise error(f"Unknown {field_name} {unknown} for {owner}; {valid}.")
     return options_class(**values) if options_class else None
+
+
+#: Pixels per autoencoder batch when ``encode_batch_size`` is ``None``: 500 images at 28 x 28.
+ENCODE_PIXELS_PER_BATCH = 500 * 28 * 28
+
+
+def encode_batch_size_for(resolution: int, resample: int = 1, requested: Optional[int] = None) -> int:
+    """Images per autoencoder pass: ``requested``, else as many as fit :data:`ENCODE_PIXELS_PER_BATCH`.
+
+    Activation memory grows with the pixels of a batch, so 500 images of 28 x 28 and 5 of 256 x 256
+    cost about the same.
+
+    Args:
+        resolution: working resolution.
+        resample: upsampling before encoding.
+        requested: an explicit batch size (``config.encode_batch_size``).
+
+    Returns:
+        The batch size (at least 1).
+    """
+    if requested is not None:
+        return int(requested)
+    return max(1, ENCODE_PIXELS_PER_BATCH // (resolution * resample) ** 2)
 
 
 def samples_per_class_for_budget(ipc: int, budget: str, image_shape: tuple[int, ...],

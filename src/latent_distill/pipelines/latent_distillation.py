@@ -20,7 +20,11 @@ from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMix
 
 from ..checkpointing import load_resumable_state, save_state
 from ..codec import LatentCache, LatentCodec, check_decodable
-from ..config import DistillationConfig, samples_per_class_for_budget
+from ..config import (
+    DistillationConfig,
+    encode_batch_size_for,
+    samples_per_class_for_budget,
+)
 from ..data import (
     DatasetLike,
     TrainingSplit,
@@ -125,7 +129,8 @@ class LatentDistillationPipeline(DiffusionPipeline):
         if self.transformer is not None:
             freeze(self.transformer, device)
         resolution = config.resolution or int(self.vae.config.sample_size)
-        return LatentCodec(self.vae, resolution, config.resample, config.encode_batch_size)
+        return LatentCodec(self.vae, resolution, config.resample,
+                           encode_batch_size_for(resolution, config.resample, config.encode_batch_size))
 
     def render_stored(self, latents: torch.Tensor, class_embeddings: torch.Tensor, config: DistillationConfig,
                       num_classes: int) -> torch.Tensor:
