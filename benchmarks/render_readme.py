@@ -24,6 +24,7 @@ SECTIONS = {
     "ld3m-cost": "ld3m_cost",
     "encoding-memory": "encoding_memory",
     "process-scaling": "process_scaling",
+    "scale": "scale",
 }
 
 
