@@ -80,6 +80,9 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str, job: Callable[[
     state = PartialState(cpu=True)
     assert state.num_processes == world_size
     torch.save(job(), Path(out_dir) / f"rank{rank}.pt")
+    # Leave together and close the process group, so no rank exits while gloo still talks to it.
+    state.wait_for_everyone()
+    torch.distributed.destroy_process_group()
 
 
 def free_port() -> int:
