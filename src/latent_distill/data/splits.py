@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from ..codec import tensor_fingerprint
 from .errors import DataError
 from .images import (
     ImagePreprocessor,
@@ -75,8 +76,6 @@ class ImageClassificationTensors(LabelledSplit):
 
     def fingerprint(self) -> str:
         """A content hash of the images and labels (keys the latent cache)."""
-        from ..codec import tensor_fingerprint
-
         return tensor_fingerprint(self.images, self.labels)
 
 @dataclass
