@@ -11,6 +11,8 @@ same-count budgets) and ``full-data`` (the whole training set; fewer epochs, rec
 
     python -m benchmarks.quality                 # full matrix: every method (days on 2 cores, resumable)
     python -m benchmarks.quality --only methods --methods ld3m-dm --ipcs 10 --budgets count --iterations 50
+    python -m benchmarks.quality --only methods --methods ld3m-dm-reference --ipcs 10 --budgets count \
+        --iterations 25 50 100 200          # a learning curve: each budget continues the previous run
     python -m benchmarks.quality --quick         # minutes: smoke check, writes quality-quick.json
     python -m benchmarks.quality --only references
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 from typing import Any, Callable, Optional
 
 import torch
@@ -34,6 +37,7 @@ from latent_distill import (
     random_subset,
     uint8_to_float,
 )
+from latent_distill.checkpointing import CheckpointMismatchError
 from latent_distill.evaluation import configure_threads, full_data_reference
 
 from . import cells
@@ -100,7 +104,7 @@ class Settings:
     reference_ipcs: tuple[int, ...]
     methods: tuple[str, ...]
     budgets: tuple[str, ...]
-    iterations: Optional[int]
+    iterations: Optional[tuple[int, ...]]  # None: the presets' budgets
     eval_epochs: int
     full_data_epochs: int
     runs: int
@@ -115,7 +119,7 @@ FULL = Settings("quality", ipcs=(1, 10), reference_ipcs=(1, 4, 10, 40, 50),
                 methods=(*list_presets(), *INITIAL_SETS), budgets=("storage", "count"), iterations=None, eval_epochs=300, full_data_epochs=40, runs=3,
                 compile=True)
 QUICK = Settings("quality-quick", ipcs=(1,), reference_ipcs=(1,), methods=("latent-dm",), budgets=("storage",),
-                 iterations=20, eval_epochs=20, full_data_epochs=1, runs=1, compile=False, protocol_check_runs=2)
+                 iterations=(20,), eval_epochs=20, full_data_epochs=1, runs=1, compile=False, protocol_check_runs=2)
 
 
 def protocol_for(settings: Settings, epochs: int | None = None, augmentation: str = "dsa") -> HardLabelProtocol:
@@ -259,6 +263,11 @@ def method_config(method: str, ipc: int, budget: str, iterations: Optional[int])
     return config_for_method(preset, ipc=ipc, budget=budget, iterations=iterations, **overrides)
 
 
+# The resumable state of every method run, one folder per chain of budgets: a cell of N iterations
+# continues the finished run of the largest budget below N (equal to a fresh run of N iterations).
+METHOD_STATES = ROOT / "runs" / "method-states"
+
+
 def method_cells(settings: Settings, train, test, redo: bool) -> None:
     pipe = LatentDistillationPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)
     pipe.set_progress_bar_config(disable=True)
@@ -266,24 +275,39 @@ def method_cells(settings: Settings, train, test, redo: bool) -> None:
     for method in settings.methods:
         for ipc in settings.ipcs:
             for budget in settings.budgets:
-                config = method_config(method, ipc, budget, settings.iterations)
-                if config.representation != "latent" and budget != settings.budgets[0]:
-                    continue  # a sample the size of an image: both budgets are the same cell
+                for iterations in settings.iterations or (None,):
+                    method_cell(settings, pipe, method, ipc, budget, iterations, train, test, protocol, redo)
 
-                def compute(config=config) -> dict[str, Any]:
-                    reset_peak_rss()
-                    output = pipe(train, config, cache_dir=ROOT / "runs" / "latent-cache")
-                    distill_peak = window_peak_rss_mb()
-                    images = uint8_to_float(output.images)
-                    return {"representation": config.representation, "distill_peak_rss_mb": distill_peak,
-                            "samples_per_class": output.record["samples_per_class"],
-                            "iterations": config.iterations, "distill_seconds": round(output.distill_seconds, 1),
-                            **evaluate_cell(settings, images, output.labels, test, protocol)}
 
-                fields = {"method": method, "ipc": ipc, "budget": budget, "iterations": config.iterations}
-                if config.representation == "diffusion":  # LD3M: which denoiser checkpoint it rendered through
-                    fields["denoiser"] = denoiser_label(DEFAULT_PIPELINE_PATH)
-                run_cell(settings, fields, compute, redo)
+def method_cell(settings: Settings, pipe: LatentDistillationPipeline, method: str, ipc: int, budget: str,
+                iterations: Optional[int], train, test, protocol: HardLabelProtocol, redo: bool) -> None:
+    """One method at one IPC, budget and iteration count (``None``: the preset's)."""
+    config = method_config(method, ipc, budget, iterations)
+    if config.representation != "latent" and budget != settings.budgets[0]:
+        return  # a sample the size of an image: both budgets are the same cell
+    fields = {"method": method, "ipc": ipc, "budget": budget, "iterations": config.iterations}
+    if config.representation == "diffusion":  # LD3M: which denoiser checkpoint it rendered through
+        fields["denoiser"] = denoiser_label(DEFAULT_PIPELINE_PATH)
+    chain = "-".join(str(fields[k]) for k in ("method", "ipc", "budget")) + f"-{fields.get('denoiser', 'vae')}"
+
+    def compute() -> dict[str, Any]:
+        reset_peak_rss()
+        run = functools.partial(pipe, train, config, cache_dir=ROOT / "runs" / "latent-cache")
+        try:
+            output = run(checkpoint_dir=METHOD_STATES / chain if config.iterations else None, resume=not redo)
+        except CheckpointMismatchError as error:  # the kept run is past this budget: run this one afresh
+            print(f"{chain}: {error}; running {config.iterations} iterations without it", flush=True)
+            output = run()
+        distill_peak = window_peak_rss_mb()
+        images = uint8_to_float(output.images)
+        return {"representation": config.representation, "distill_peak_rss_mb": distill_peak,
+                "samples_per_class": output.record["samples_per_class"],
+                "iterations": config.iterations, "distill_seconds": round(output.distill_seconds, 1),
+                "seconds_per_iteration": output.seconds_per_iteration and round(output.seconds_per_iteration, 2),
+                "losses_last_10": [round(loss, 5) for loss in output.losses[-10:]],
+                **evaluate_cell(settings, images, output.labels, test, protocol)}
+
+    run_cell(settings, fields, compute, redo)
 
 
 def random_references(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -429,14 +453,15 @@ def main() -> None:
     parser.add_argument("--ipcs", nargs="+", type=int, default=None, help="IPCs of the method cells")
     parser.add_argument("--budgets", nargs="+", choices=["storage", "count"], default=None,
                         help="budgets of the method cells")
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="distillation iterations of the method cells (recorded in each row)")
+    parser.add_argument("--iterations", type=int, nargs="+", default=None,
+                        help="distillation iterations of the method cells (recorded in each row); several "
+                             "budgets make a learning curve, each continuing the run of the one below it")
     args = parser.parse_args()
     configure_threads(args.threads)
     settings = QUICK if args.quick else FULL
     overrides = {"methods": tuple(args.methods) if args.methods else None,
                  "ipcs": tuple(args.ipcs) if args.ipcs else None,
-                 "budgets": tuple(args.budgets) if args.budgets else None, "iterations": args.iterations}
+                 "budgets": tuple(args.budgets) if args.budgets else None, "iterations": tuple(sorted(args.iterations)) if args.iterations else None}
     settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     if not args.tables_only:
         train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")

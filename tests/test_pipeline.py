@@ -7,6 +7,7 @@ import torch
 from datasets import DatasetDict
 
 from latent_distill import LatentDistillationPipeline
+from latent_distill.checkpointing import CheckpointMismatchError
 from latent_distill.codec import CodecError
 from latent_distill.config import BudgetError
 from latent_distill.data import DataError, table_fingerprint
@@ -53,14 +54,32 @@ def test_same_seed_same_result(pipe, toy_dataset):
 
 def test_resume_equals_uninterrupted_run(pipe, toy_dataset, tmp_path):
     full = pipe(toy_dataset, tiny_config(iterations=20))
+    pipe(toy_dataset, tiny_config(iterations=20), checkpoint_dir=tmp_path)
+    # Roll the state back to the checkpoint of iteration 10, as a run killed at iteration 15 leaves it.
     pipe(toy_dataset, tiny_config(iterations=10), checkpoint_dir=tmp_path)
-    # Same config except the iteration count would be rejected; write the state of a 20-step run.
-    state = torch.load(tmp_path / "state.pt", weights_only=False)
-    state["config"]["iterations"] = 20
-    torch.save(state, tmp_path / "state.pt")
     resumed = pipe(toy_dataset, tiny_config(iterations=20), checkpoint_dir=tmp_path, resume=True)
     torch.testing.assert_close(resumed.latents, full.latents)
-    assert len(resumed.losses) == 20
+    assert len(resumed.losses) == 20 and resumed.losses == full.losses
+
+
+def test_finished_run_continues_to_a_larger_budget(pipe, toy_dataset, tmp_path):
+    full = pipe(toy_dataset, tiny_config(iterations=13))
+    # 7 iterations are not a multiple of checkpoint_every (10): the last iteration saves anyway.
+    short = pipe(toy_dataset, tiny_config(iterations=7), checkpoint_dir=tmp_path)
+    continued = pipe(toy_dataset, tiny_config(iterations=13, checkpoint_every=5), checkpoint_dir=tmp_path,
+                     resume=True)
+    assert continued.losses[:7] == short.losses and len(continued.losses) == 13
+    torch.testing.assert_close(continued.latents, full.latents)
+    assert continued.seconds_per_iteration is not None  # timed over the 6 new iterations only
+    assert continued.distill_seconds > short.distill_seconds  # the time of both calls
+
+
+def test_resume_refuses_a_state_past_the_budget_or_with_other_settings(pipe, toy_dataset, tmp_path):
+    pipe(toy_dataset, tiny_config(iterations=12), checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointMismatchError, match="at iteration 12, past this run's iterations \\(5\\)"):
+        pipe(toy_dataset, tiny_config(iterations=5), checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(CheckpointMismatchError, match="other settings"):
+        pipe(toy_dataset, tiny_config(iterations=20, learning_rate=0.5), checkpoint_dir=tmp_path, resume=True)
 
 
 def test_latent_cache_is_reused(pipe, toy_dataset, tmp_path):

@@ -126,6 +126,9 @@ class DistillationConfig(SavedConfig):
 
     #: Saved before the rename: ``"method"`` was the objective's name.
     legacy_keys: ClassVar[dict[str, str]] = {"method": "objective"}
+    #: Fields a run may change when it resumes a saved state: the budget can grow (continue a
+    #: finished run), checkpoints can come more or less often. Nothing else in a run depends on them.
+    resumable_changes: ClassVar[tuple[str, ...]] = ("iterations", "checkpoint_every")
 
     objective: str = "dm"
     representation: str = "latent"
@@ -157,6 +160,18 @@ class DistillationConfig(SavedConfig):
             raise ValueError(f"init must be 'real' or 'noise', got {self.init!r}.")
         if self.ipc < 1:
             raise BudgetError(f"ipc must be at least 1, got {self.ipc}.")
+
+    @classmethod
+    def resume_settings(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The part of a (saved) config dict that a resumed run must share with the saved state.
+
+        Args:
+            values: a config dict, possibly written by an earlier version.
+
+        Returns:
+            ``values`` in current field names, without :attr:`resumable_changes`.
+        """
+        return {k: v for k, v in cls.upgrade_dict(values).items() if k not in cls.resumable_changes}
 
     @property
     def method_name(self) -> str:

@@ -18,7 +18,7 @@ import torch
 from accelerate import PartialState
 from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMixin
 
-from ..checkpointing import load_resumable_state, save_state
+from ..checkpointing import CheckpointMismatchError, load_resumable_state, save_state
 from ..codec import LatentCache, LatentCodec, check_decodable
 from ..config import (
     DistillationConfig,
@@ -271,8 +271,12 @@ class LatentDistillationPipeline(DiffusionPipeline):
             image_column: name of the image column (detected when ``None``).
             label_column: name of the label column (detected when ``None``).
             cache_dir: folder of the latent cache (encodings are reused across runs).
-            checkpoint_dir: folder of the resumable state (saved every ``config.checkpoint_every``).
-            resume: continue from the state in ``checkpoint_dir`` when present.
+            checkpoint_dir: folder of the resumable state (saved every ``config.checkpoint_every``
+                iterations and after the last one).
+            resume: continue from the state in ``checkpoint_dir`` when present. The state may come
+                from a run with fewer ``iterations`` (a finished run continued to a larger budget,
+                equal to one run of that budget) or another ``checkpoint_every``; every other
+                setting must match.
             source_dataset: entries recorded in the run record's ``source_dataset`` over the ones
                 detected from ``dataset``, e.g. ``{"id": ..., "fingerprint": table_fingerprint(split)}``
                 when ``dataset`` is tensors made from a ``datasets`` split.
@@ -326,14 +330,22 @@ class LatentDistillationPipeline(DiffusionPipeline):
             optimizer = GradientAllReduce(optimizer, state)
         record = self._run_record(config, data, dataset, source_dataset, per_class, sample_shape)
 
-        step, losses = 0, []
+        step, losses, earlier_seconds = 0, [], 0.0
         checkpoint = Path(checkpoint_dir) / "state.pt" if checkpoint_dir is not None else None
-        saved = load_resumable_state(checkpoint, resume, "config", config.to_dict(), DistillationConfig.upgrade_dict)
+        saved = load_resumable_state(checkpoint, resume, "config", DistillationConfig.resume_settings(config.to_dict()),
+                                     DistillationConfig.resume_settings)
         if saved is not None:
+            if saved["step"] > config.iterations:
+                raise CheckpointMismatchError(
+                    f"The state in {checkpoint_dir} is at iteration {saved['step']}, past this run's iterations "
+                    f"({config.iterations}): ask for at least {saved['step']} iterations, or start in a new "
+                    "checkpoint folder."
+                )
             synthetic.load_state_dict(saved["synthetic"])
             optimizer.load_state_dict(saved["optimizer"])
             objective.load_state_dict(saved["objective"])
             step, losses = saved["step"], saved["losses"]
+            earlier_seconds = saved.get("seconds", 0.0)  # wall time of the calls that wrote the state
 
         progress = self.progress_bar(total=config.iterations)
         progress.update(step)
@@ -352,11 +364,12 @@ class LatentDistillationPipeline(DiffusionPipeline):
             step += 1
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4g}")
-            if checkpoint is not None and config.checkpoint_every and step % config.checkpoint_every == 0 \
-                    and state.is_main_process:
+            # The last iteration always saves: a finished run can be continued to a larger budget.
+            if checkpoint is not None and state.is_main_process and (
+                    step == config.iterations or (config.checkpoint_every and step % config.checkpoint_every == 0)):
                 save_state(checkpoint, config=config.to_dict(), synthetic=synthetic.state_dict(),
                            optimizer=optimizer.state_dict(), objective=objective.state_dict(), step=step,
-                           losses=losses)
+                           losses=losses, seconds=earlier_seconds + time.time() - started)
         progress.close()
         loop_seconds = time.time() - loop_started
 
@@ -366,7 +379,7 @@ class LatentDistillationPipeline(DiffusionPipeline):
         output = LatentDistillationOutput(
             images=stored["images"], labels=synthetic.labels.cpu(), latents=stored.get("latents"),
             class_names=list(data.class_names), record=record, losses=losses,
-            distill_seconds=time.time() - started,
+            distill_seconds=earlier_seconds + time.time() - started,
             seconds_per_iteration=loop_seconds / (step - first_step) if step > first_step else None,
             class_embeddings=stored.get("class_embeddings"),
         )

@@ -26,7 +26,8 @@ class LatentDistillationOutput(BaseOutput):
             :class:`~latent_distill.config.DistillationConfig` under ``distillation``, and the
             ``source_dataset`` and ``models`` entries.
         losses: the loss of every iteration.
-        distill_seconds: wall time of the run (encoding and setup included).
+        distill_seconds: wall time of the run (encoding and setup included), summed over the calls
+            that resumed it from ``checkpoint_dir``.
         seconds_per_iteration: wall time of one optimisation step, averaged over the steps this call
             ran (``None`` when it ran none, e.g. a finished run resumed).
         class_embeddings: LD3M's learned class embeddings ``(N, num_blocks, hidden)`` (with the
