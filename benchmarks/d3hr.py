@@ -63,12 +63,15 @@ from .results_io import (
     write_markdown,
 )
 
-STATE = ROOT / "runs" / "d3hr-benchmark" / "fit.pt"
+STATES = ROOT / "runs" / "d3hr-benchmark"
 # References beside D3HR: a random real subset, and the same subset passed through the shipped
 # autoencoder (encoded, decoded): every image D3HR generates is decoded by that autoencoder, so the
 # gap between the two is what the autoencoder alone costs a set of that size.
 RANDOM_SUBSET, AUTOENCODED_SUBSET = "random real subset", "random real subset, autoencoded"
-CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser")
+# A D3HR set stores per-class Gaussians and its kept groups' seeds, not images: the random real
+# subset of the same bytes (uint8 pixels) is its storage-accounted reference.
+SAME_STORAGE_SUBSET = "random real subset, D3HR's storage"
+CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser", "fit_per_class")
 
 
 def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, Any]:
@@ -80,8 +83,10 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
     latents = encode_training_latents(subset, codec, LatentCache(ROOT / "runs" / "latent-cache"))
     dim = latents[0].numel()
     depths = sorted(args.depths)
-    key = {"fit_per_class": args.fit_per_class, "depths": depths, "guidance": args.guidance, "pipeline": args.pipeline}
-    saved = load_state(STATE)
+    key = {"fit_per_class": args.fit_per_class, "depths": depths, "guidance": args.guidance, "pipeline": args.pipeline,
+           "denoiser": denoiser_label(args.pipeline)}
+    state_file = STATES / f"fit-{args.fit_per_class}-g{args.guidance:g}.pt"
+    saved = load_state(state_file)
     if saved is not None and saved["key"] == key:
         state = saved
     else:
@@ -111,7 +116,7 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
         state["done"].append(class_index)
         state["ddim"] = {d: a.state_dict() for d, a in accumulators.items()}
         state["ddpm"] = ddpm.state_dict()
-        save_state(STATE, **state)
+        save_state(state_file, **state)
         print(f"fitted class {class_index} ({state['inverted']} images inverted, "
               f"{state['inverted'] / state['invert_seconds']:.1f} img/s to depth {depths[-1]})", flush=True)
     fits = {("ddim", d): a.finalize() for d, a in accumulators.items()}
@@ -164,6 +169,7 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
                   "timestep": timestep, "num_candidates": candidates, "guidance": args.guidance, "ipc": ipc,
                   "samples_per_class": ipc, "protocol": kind, "fit_per_class": args.fit_per_class,
                   "denoiser": denoiser_label(args.pipeline)}, compute, args.redo)
+    storage_cells(pipe, fitted, train, test, teacher, protocols, args)
     codec = pipe.latent_codec()
     references = {RANDOM_SUBSET: lambda images: images,
                   AUTOENCODED_SUBSET: lambda images: codec.decode(codec.encode(images))}
@@ -177,6 +183,29 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
 
                 run_cell({"method": "random-subset", "variant": variant, "ipc": ipc, "samples_per_class": ipc,
                           "protocol": kind, "distill_seconds": 0.0}, compute, args.redo)
+
+
+def storage_bytes_per_class(pipe: D3HRPipeline, fitted: dict[str, Any], args: argparse.Namespace) -> int:
+    """Bytes a D3HR set of the main cells stores per class, counted on a set it makes (IPC 1, one
+    candidate: the Gaussians and group references do not grow with IPC)."""
+    output = pipe.sample(gaussians_at(fitted, "ddim", args.default_depth),
+                         config=D3HRConfig(ipc=1, num_candidates=1, guidance_scale=args.guidance,
+                                           inversion_steps=args.default_depth))
+    distilled = output.to_distilled_dataset()
+    return distilled.storage_bytes() // distilled.num_classes
+
+
+def storage_cells(pipe, fitted, train, test, teacher, protocols, args) -> None:
+    """The random real subset with as many uint8 images per class as fit in a D3HR set's bytes."""
+    per_class = storage_bytes_per_class(pipe, fitted, args)
+    count = per_class // train.images[0].numel()
+    for kind, protocol in protocols.items():
+        def compute(kind=kind, protocol=protocol) -> dict[str, Any]:
+            images, labels = random_subset(train, count, seed=0)
+            return evaluate_cell(images, labels, test, protocol, teacher if kind == "soft" else None, args.runs)
+
+        run_cell({"method": "random-subset", "variant": SAME_STORAGE_SUBSET, "ipc": count, "samples_per_class": count,
+                  "protocol": kind, "distill_seconds": 0.0, "d3hr_bytes_per_class": per_class}, compute, args.redo)
 
 
 def speed_cells(pipe: D3HRPipeline, fitted: dict[str, Any], args: argparse.Namespace) -> None:
@@ -204,21 +233,31 @@ def speed_cells(pipe: D3HRPipeline, fitted: dict[str, Any], args: argparse.Names
 def write_tables() -> None:
     records = load_records("d3hr")
     random = {(r["ipc"], r["protocol"]): r for r in records if r.get("variant") == RANDOM_SUBSET}
+    same_storage = {r["protocol"]: r for r in records if r.get("variant") == SAME_STORAGE_SUBSET}
     rows = []
     for record in sorted(records, key=lambda r: (r["method"] != "d3hr", r["ipc"], r["protocol"], r["variant"])):
         reference = random.get((record["ipc"], record["protocol"]))
+        storage = same_storage.get(record["protocol"])
+        is_d3hr = record["method"] == "d3hr"
         rows.append({**record, "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}",
-                     "reference": f"{reference['acc_mean']:.2f}" if reference and record["method"] == "d3hr" else None})
+                     "reference": f"{reference['acc_mean']:.2f}" if reference and is_d3hr else None,
+                     "storage_reference": (f"{storage['acc_mean']:.2f} ({storage['samples_per_class']}/class)"
+                                           if storage and is_d3hr else None)})
     table = markdown_table(rows, [
         ("method", "method"), ("variant", "variant"), ("denoiser", "denoiser"), ("guidance", "guidance"), ("IPC", "ipc"),
         ("protocol", "protocol"),
         ("timestep", "timestep"), ("candidates", "num_candidates"), ("runs", "runs"), ("accuracy", "accuracy"),
-        ("random subset, same protocol", "reference"), ("distill s", "distill_seconds"), ("eval s", "eval_seconds")])
+        ("fit images/class", "fit_per_class"), ("random subset, same count", "reference"),
+        ("random subset, same storage", "storage_reference"), ("distill s", "distill_seconds"),
+        ("eval s", "eval_seconds")])
     notes = ("Fashion-MNIST, ConvNet-3, mean ± std over runs on the 10,000 test images. soft = D3HR's protocol "
              "(batch-norm ConvNet-3 teacher trained on the full training set, CutMix, KL at T = 20, AdamW); "
              "hard = the DC/DSA protocol. Gaussians fitted on a seeded subset of training images per class. "
              "`random real subset, autoencoded` = the same real subset encoded and decoded by the shipped "
-             "autoencoder, what the autoencoder alone costs a set of that size. "
+             "autoencoder, what the autoencoder alone costs a set of that size. `same storage` = the random real "
+             "subset with as many uint8 images per class as the bytes a D3HR set stores per class (float32 "
+             "Gaussian mean and std, and its kept group's seed, index and chunk count; "
+             f"{next((r['d3hr_bytes_per_class'] for r in same_storage.values()), '?')} bytes), whatever its IPC. "
              "Generated by `benchmarks/d3hr.py` from `benchmarks/results/d3hr.json`.\n")
     write_markdown("d3hr", "# D3HR quality and ablations\n\n" + table + "\n" + notes)
     speed = load_records("d3hr_speed")

@@ -107,10 +107,11 @@ def test_card_of_a_d3hr_set_counts_the_gaussians(tmp_path):
     assert card.data.tags == ["dataset-distillation", "d3hr", "ipc-3"]
     assert card.data.distillation["models"]["transformer"]["path"] == "pipe"  # the folder name, no machine path
     assert distilled.stored_representation == "gaussians"
-    gaussian_bytes = 2 * 2 * 4 * 7 * 7 * 4 + 2 * 8  # mean and std (2 classes x 196) float32 + 2 group seeds
+    # mean and std (2 classes x 196) float32 + per class the kept group's seed, index and chunk count
+    gaussian_bytes = 2 * 2 * 4 * 7 * 7 * 4 + 2 * 3 * 8
     assert distilled.storage_bytes() == gaussian_bytes
     text = card.text
-    assert f"| stored (per-class Gaussians, float32 mean and std (2, 196) + int64 group seeds) | {gaussian_bytes:,} |" \
+    assert f"| stored (per-class Gaussians, float32 mean and std (2, 196) + int64 group seeds, group indices, chunk counts) | {gaussian_bytes:,} |" \
         in text
     assert f"| {3 * 2 * 28 * 28 * 4:,} |" in text  # IPC 3 x 2 classes x 1x28x28 float32 images
     assert "one Gaussian per class stands for IPC 3 images per class" in text

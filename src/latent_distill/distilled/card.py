@@ -12,7 +12,13 @@ import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..model_provenance import public_record
-from .layout import CONFIG_FILE, DATA_GLOB, PREVIEW_FILE, SCHEMA_VERSION
+from .layout import (
+    CONFIG_FILE,
+    DATA_GLOB,
+    GROUP_REFERENCE_KEYS,
+    PREVIEW_FILE,
+    SCHEMA_VERSION,
+)
 from .preview import PREVIEW_SAMPLES_PER_CLASS
 
 if TYPE_CHECKING:
@@ -120,7 +126,8 @@ def _stored_description(dataset: DistilledDataset) -> str:
     if kind == "latents":
         return f"latents, float32 {tuple(dataset.latents.shape)}"
     if kind == "gaussians":
-        seeds = " + int64 group seeds" if "group_seeds" in dataset.gaussians else ""
+        kept = [key.replace("_", " ") for key in GROUP_REFERENCE_KEYS if dataset.gaussians.get(key)]
+        seeds = f" + int64 {', '.join(kept)}" if kept else ""
         return f"per-class Gaussians, float32 mean and std {tuple(dataset.gaussians['mean'].shape)}{seeds}"
     return f"images, uint8 {tuple(dataset.images.shape)}"
 

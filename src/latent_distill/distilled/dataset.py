@@ -23,7 +23,7 @@ from PIL import Image as PILImage
 from ..checkpointing import PathLike
 from . import upload
 from .errors import DistilledDatasetError
-from .layout import CONFIG_ORDER, SCHEMA_VERSION
+from .layout import CONFIG_ORDER, GROUP_REFERENCE_KEYS, SCHEMA_VERSION
 from .preview import PREVIEW_MAX_CLASSES, PREVIEW_SAMPLES_PER_CLASS, preview_grid
 from .storage import read_folder, write_folder
 from .tables import build_tables
@@ -232,7 +232,8 @@ class DistilledDataset:
         """Bytes of the distilled representation.
 
         Latents count as float32 (with an LD3M set's float32 class embeddings); Gaussian parameters
-        as float32 ``mean`` and ``std`` plus 8 bytes per group seed; a set that is only images
+        as float32 ``mean`` and ``std`` plus 8 bytes per integer that names a kept group (its chunk
+        seed, index and chunk count: :data:`GROUP_REFERENCE_KEYS`); a set that is only images
         counts its uint8 pixels. Images decoded from latents or Gaussians are a convenience copy and
         are not counted.
 
@@ -249,7 +250,7 @@ class DistilledDataset:
                 total += self.class_embeddings.numel() * 4
         elif kind == "gaussians":
             total = (self.gaussians["mean"].numel() + self.gaussians["std"].numel()) * 4
-            total += 8 * len(self.gaussians.get("group_seeds", []))
+            total += 8 * sum(len(self.gaussians.get(key) or []) for key in GROUP_REFERENCE_KEYS)
         else:
             total = self.images.numel()
         if include_soft_labels and self.soft_labels is not None:
