@@ -8,8 +8,10 @@
    the hard-label protocol where listed, with random real subsets of the same size under the same
    protocol object beside them:
    - D3HR at IPC 1 and 10 (default depth, ``--candidates`` groups per class);
-   - ablations at IPC 10 (soft labels): DDPM noising instead of DDIM inversion; a plain random draw
-     from the Gaussian instead of group sampling (one candidate); the inversion-depth sweep.
+   - ablations at IPC 1 and 10 under both protocols: DDPM noising instead of DDIM inversion; a plain
+     random draw from the Gaussian instead of group sampling (one candidate); the inversion-depth
+     sweep at IPC 10 (soft labels);
+   - the random real subset of the same bytes as a D3HR set (storage-accounted reference).
 3. **Speed**: group-sampling throughput (candidate groups scored per second for one class at
    IPC 10, 10^6 candidates) with 1 and 2 threads.
 
@@ -150,8 +152,10 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
     default_depth = args.default_depth
     variants = [("d3hr", "ddim", default_depth, args.candidates, ipc, kind) for ipc in (1, 10) for kind in ("soft", "hard")]
     if not args.main_only:
-        variants += [("ddpm-noising", "ddpm", default_depth, args.candidates, 10, "soft"),
-                     ("random-draw (m=1)", "ddim", default_depth, 1, 10, "soft")]
+        variants += [(name, noising, default_depth, candidates, ipc, kind)
+                     for name, noising, candidates in (("ddpm-noising", "ddpm", args.candidates),
+                                                       ("random-draw (m=1)", "ddim", 1))
+                     for ipc in (1, 10) for kind in ("soft", "hard")]
         variants += [(f"depth {d}", "ddim", d, args.candidates, 10, "soft") for d in args.depths if d != default_depth]
     for variant, noising, depth, candidates, ipc, kind in variants:
         def compute(noising=noising, depth=depth, candidates=candidates, ipc=ipc, kind=kind) -> dict[str, Any]:

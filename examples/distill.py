@@ -42,6 +42,7 @@ from latent_distill.data import (
     table_fingerprint,
 )
 from latent_distill.evaluation import train_teacher
+from latent_distill.representations import list_skip_connections
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,6 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--learning_rate", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    ld3m = parser.add_argument_group("ld3m")
+    ld3m.add_argument("--skip_connection", default=None, choices=list_skip_connections(),
+                      help="LD3M's skip connection from the initial latent into each denoising step: 'paper' (Eq. 7, "
+                           "the presets' default) or 'reference' (the authors' code: mixed into the x0-prediction "
+                           "with the clean latent; a far better starting set with small denoisers)")
     d3hr = parser.add_argument_group("d3hr")
     d3hr.add_argument("--num_candidates", type=int, default=100_000, help="candidate groups scored per class")
     d3hr.add_argument("--inversion_steps", type=int, default=31)
@@ -99,7 +105,10 @@ def distil_gradient(args: argparse.Namespace, pipe: LatentDistillationPipeline, 
     """LatentDD and the pixel baselines: a :class:`LatentDistillationPipeline` run of a preset."""
     config = config_for_method(args.method, ipc=args.ipc, budget=args.budget, samples_per_class=args.samples_per_class,
                                resample=args.resample, iterations=args.iterations,
-                               learning_rate=args.learning_rate, seed=args.seed)
+                               learning_rate=args.learning_rate, seed=args.seed,
+                               representation_kwargs={"skip": args.skip_connection} if args.skip_connection else None)
+    if args.skip_connection and config.representation != "diffusion":
+        raise SystemExit(f"--skip_connection is an LD3M option; {args.method} does not render through a denoiser.")
     return pipe(train, config, cache_dir=args.cache_dir, checkpoint_dir=checkpoint_dir, resume=args.resume,
                 source_dataset=source)
 

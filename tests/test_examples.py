@@ -97,11 +97,22 @@ def test_distill_example_runs_ld3m_and_the_saved_set_rerenders_with_the_recorded
         "--method", "ld3m-dm", "--pretrained", str(tmp_path / "pipeline"), "--dataset", str(data_dir), "--ipc", "1",
         "--budget", "count", "--iterations", "2", "--no_eval", "--output_dir", str(tmp_path / "out"),
         "--cache_dir", str(tmp_path / "cache"), "--checkpoint_dir", str(tmp_path / "ckpt"),
+        "--skip_connection", "reference",
     ])
     restored = DistilledDataset.from_pretrained(tmp_path / "out")
     assert restored.method == "ld3m-dm" and restored.class_embeddings.shape == (2, 1, 16)
+    assert restored.record["distillation"]["representation_kwargs"]["skip"] == "reference"
     recorded = LatentDistillationPipeline.from_distilled(restored)  # models loaded from the recorded folder
     assert torch.equal(recorded.rerender(restored), restored.images)
+
+
+def test_distill_example_refuses_a_skip_connection_for_methods_without_a_denoiser(tmp_path):
+    data_dir = save_dit_pipeline_and_data(tmp_path)
+    with pytest.raises(SystemExit, match="--skip_connection is an LD3M option; latent-dm"):
+        load_example("distill").main([
+            "--method", "latent-dm", "--pretrained", str(tmp_path / "pipeline"), "--dataset", str(data_dir),
+            "--skip_connection", "reference", "--no_eval", "--output_dir", str(tmp_path / "out"),
+        ])
 
 
 def test_distill_example_explains_a_missing_denoiser(tiny_vae, tmp_path):
