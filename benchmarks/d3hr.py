@@ -240,16 +240,20 @@ def ablation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return next((r for r in records if r.get("variant") == variant and all(
             r.get(k) == like.get(k) for k in ("denoiser", "guidance", "ipc", "protocol", "fit_per_class"))), None)
 
+    def cell(record: Optional[dict[str, Any]]) -> str:
+        return f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}" if record else "not run"
+
+    def ahead(main: dict[str, Any], ablation: Optional[dict[str, Any]]) -> Optional[str]:
+        return f"{main['acc_mean'] - ablation['acc_mean']:+.2f}" if ablation else None
+
     rows = []
     for main in (r for r in records if r.get("variant") == "d3hr"):
         ddpm, draw = find("ddpm-noising", main), find("random-draw (m=1)", main)
         if ddpm is None and draw is None:
             continue
-        cell = lambda r: f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}" if r else "not run"  # noqa: E731
-        ahead = lambda r: f"{main['acc_mean'] - r['acc_mean']:+.2f}" if r else None  # noqa: E731
         rows.append({**{k: main.get(k) for k in ("denoiser", "guidance", "ipc", "protocol")}, "d3hr": cell(main),
-                     "ddpm": cell(ddpm), "inversion_ahead": ahead(ddpm), "draw": cell(draw),
-                     "groups_ahead": ahead(draw)})
+                     "ddpm": cell(ddpm), "inversion_ahead": ahead(main, ddpm), "draw": cell(draw),
+                     "groups_ahead": ahead(main, draw)})
     return sorted(rows, key=lambda r: (r["denoiser"], r["ipc"], r["protocol"]))
 
 
