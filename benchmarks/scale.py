@@ -64,6 +64,8 @@ DIT_SHAPES = {"xl": dict(num_layers=28, num_attention_heads=16, attention_head_d
               "s": dict(num_layers=12, num_attention_heads=6, attention_head_dim=64)}
 #: The MTT buffer of the scale check: one expert of one epoch, a short student unroll.
 SMALL_MTT = {"num_experts": 1, "expert_epochs": 1, "max_start_epoch": 1, "syn_steps": 5, "expert_batch_size": 64}
+#: LD3M renders two samples at a time: the 256 px decoder's activations for its backward take ~2 GB per sample.
+LD3M_RENDER = {"chunk_size": 2}
 
 
 @cache
@@ -135,6 +137,8 @@ def gradient_cell(method: str, ipc: int, args: argparse.Namespace, train, test) 
         pipe = LatentDistillationPipeline(vae=vae, transformer=transformer, scheduler=scheduler)
         pipe.set_progress_bar_config(disable=True)
         overrides = {"objective_kwargs": SMALL_MTT} if method.endswith("mtt") else {}
+        if config_for_method(method).representation == "diffusion":
+            overrides["representation_kwargs"] = LD3M_RENDER
         config = config_for_method(method, ipc=ipc, budget="count", iterations=args.iterations,
                                    batch_real=args.per_class, **overrides)
         paper_iterations = config_for_method(method, ipc=ipc).iterations
