@@ -5,7 +5,10 @@ script trains the default one (a small DiT on the latents of the shipped Fashion
 and fine-tunes any DiT on any ``datasets`` dataset (``--transformer org/dit-repo --dataset org/data``).
 
 - The dataset is encoded once by the pipeline's autoencoder (scaled posterior means, cached on disk).
-- Noise prediction with the DDPM objective on DiT's schedule (linear betas 1e-4 to 0.02, 1000 steps).
+- Noise prediction with the DDPM objective on DiT's schedule (linear betas 1e-4 to 0.02, 1000 steps),
+  optionally weighted per timestep by Min-SNR-gamma (``--snr_gamma 5``).
+- A new denoiser has the default shape (six blocks of width 128) unless ``--num_layers``,
+  ``--num_attention_heads`` or ``--attention_head_dim`` say otherwise.
 - Classifier-free guidance training: each label is replaced by the null label (``num_classes``) with
   probability ``--class_dropout`` (one decision per sample for all blocks).
 - An exponential moving average of the weights is what gets saved.
@@ -49,14 +52,17 @@ from latent_distill.data import (
 )
 from latent_distill.default_models import (
     DEFAULT_PIPELINE_PATH,
-    build_fashion_mnist_transformer,
+    fashion_mnist_transformer_config,
     model_reference,
 )
+from latent_distill.diffusion import min_snr_weights
 from latent_distill.pipelines import LatentDistillationPipeline
 from latent_distill.seeding import generator_for
 
 TRAINING_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                          clip_sample=False)
+#: The flags that shape a new denoiser (``DiTTransformer2DModel`` config keys).
+ARCHITECTURE_FLAGS = ("num_layers", "num_attention_heads", "attention_head_dim")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,6 +86,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snapshot_every", type=int, default=0,
                         help="also write the EMA denoiser every N steps to <checkpoint_dir>/ema-step-N "
                              "(for per-checkpoint quality measurements; 0: never)")
+    parser.add_argument("--snr_gamma", type=float, default=None,
+                        help="weight the loss by Min-SNR-gamma (e.g. 5); default: unweighted")
+    parser.add_argument("--num_layers", type=int, default=None, help="blocks of a new denoiser")
+    parser.add_argument("--num_attention_heads", type=int, default=None, help="heads of a new denoiser")
+    parser.add_argument("--attention_head_dim", type=int, default=None, help="head width of a new denoiser")
     parser.add_argument("--mixed_precision", default="no", choices=["no", "fp16", "bf16"])
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -111,10 +122,17 @@ def encode_training_set(args: argparse.Namespace, accelerator: Accelerator) -> t
     return cached[0], cached[1], data.num_classes
 
 
-def build_transformer(args: argparse.Namespace, num_classes: int, latent_channels: int) -> DiTTransformer2DModel:
-    """Loads the DiT to fine-tune or builds the default one; checks it fits the data."""
+def build_transformer(args: argparse.Namespace, num_classes: int, latent_shape: torch.Size) -> DiTTransformer2DModel:
+    """Loads the DiT to fine-tune, or builds a new one (the default shape, sized to the latents, with the
+    shape flags applied); checks it fits the data."""
+    latent_channels = latent_shape[0]
+    shape = {key: getattr(args, key) for key in ARCHITECTURE_FLAGS if getattr(args, key) is not None}
     if args.transformer is None:
-        model = build_fashion_mnist_transformer(num_classes)
+        sized = dict(sample_size=latent_shape[-1], in_channels=latent_channels, out_channels=latent_channels)
+        model = DiTTransformer2DModel(**{**fashion_mnist_transformer_config(num_classes), **sized, **shape})
+    elif shape:
+        raise ValueError(f"--{' --'.join(shape)} shape a new denoiser, but --transformer loads one with its own "
+                         "shape: drop --transformer to train a new one, or drop the shape flags to fine-tune.")
     else:
         model = DiTTransformer2DModel.from_pretrained(args.transformer)
     if model.config.num_embeds_ada_norm < num_classes:
@@ -172,6 +190,26 @@ def training_batch(latents: torch.Tensor, labels: torch.Tensor, step: int, args:
     return latents[index], noise, timesteps, batch_labels
 
 
+def denoising_loss(predicted: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+                   noise_scheduler: DDPMScheduler, snr_gamma: float | None) -> torch.Tensor:
+    """Mean squared error of the predicted noise, per sample weighted by Min-SNR-gamma when given.
+
+    Args:
+        predicted: ``(B, C, H, W)`` predicted noise.
+        noise: the drawn noise, same shape.
+        timesteps: ``(B,)`` the batch's timesteps.
+        noise_scheduler: the training schedule.
+        snr_gamma: the Min-SNR clamp, or ``None`` for the plain mean.
+
+    Returns:
+        The scalar loss.
+    """
+    per_sample = (predicted - noise).pow(2).flatten(1).mean(1)
+    if snr_gamma is None:
+        return per_sample.mean()
+    return (per_sample * min_snr_weights(noise_scheduler.alphas_cumprod, timesteps, snr_gamma)).mean()
+
+
 def save_pipeline(model: DiTTransformer2DModel, args: argparse.Namespace, record: dict) -> None:
     """Writes the denoiser and its scheduler into the pipeline folder (atomically) with the record."""
     pipeline_dir = Path(args.pipeline_dir)
@@ -205,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     latents, labels, num_classes = encode_training_set(args, accelerator)
-    model = build_transformer(args, num_classes, latents.shape[1])
+    model = build_transformer(args, num_classes, latents.shape[1:])
     null_label = model.config.num_embeds_ada_norm
     noise_scheduler = DDPMScheduler(**TRAINING_SCHEDULE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.0)
@@ -233,7 +271,8 @@ def main(argv: list[str] | None = None) -> dict:
             prediction = model(noisy.to(accelerator.device), timestep=timesteps.to(accelerator.device),
                                class_labels=batch_labels.to(accelerator.device)).sample
         # DiT-style learned-sigma models predict (noise, variance): only the noise half is trained.
-        loss = torch.nn.functional.mse_loss(prediction[:, : clean.shape[1]].float(), noise.to(accelerator.device))
+        loss = denoising_loss(prediction[:, : clean.shape[1]].float(), noise.to(accelerator.device),
+                              timesteps.to(accelerator.device), noise_scheduler, args.snr_gamma)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -195,3 +195,34 @@ def test_distill_example_reads_class_names_and_a_validation_split(tiny_vae, tmp_
     assert "accuracy" in summary
     restored = DistilledDataset.from_pretrained(tmp_path / "out")
     assert restored.class_names == ["class_0", "class_1"]  # names recorded, in sorted order
+
+
+def test_train_latent_diffusion_weights_by_min_snr_and_shapes_a_new_denoiser(tmp_path):
+    data_dir = write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=4))
+    LatentDistillationPipeline(vae=make_tiny_vae()).save_pretrained(tmp_path / "pipe")
+    script = load_example("train_latent_diffusion")
+    common = ["--dataset", str(data_dir), "--pipeline_dir", str(tmp_path / "pipe"), "--resolution", "8",
+              "--latent_cache", str(tmp_path / "cache"), "--max_steps", "2", "--batch_size", "4"]
+    record = script.main([*common, "--checkpoint_dir", str(tmp_path / "new"), "--snr_gamma", "5",
+                          "--num_layers", "1", "--num_attention_heads", "2", "--attention_head_dim", "8"])
+    assert record["args"]["snr_gamma"] == 5.0 and record["steps"] == 2
+    config = json.loads((tmp_path / "pipe" / "transformer" / "config.json").read_text())
+    assert (config["num_layers"], config["num_attention_heads"], config["attention_head_dim"]) == (1, 2, 8)
+    latent = LatentDistillationPipeline.from_pretrained(tmp_path / "pipe").vae.config.latent_channels
+    assert config["in_channels"] == latent and config["sample_size"] != 7  # sized to the tiny latents
+    with pytest.raises(ValueError, match="--num_layers shape a new denoiser.*drop --transformer"):
+        script.main([*common, "--checkpoint_dir", str(tmp_path / "tuned"), "--transformer",
+                     str(tmp_path / "pipe" / "transformer"), "--num_layers", "2"])
+
+
+def test_denoising_loss_is_the_plain_mean_without_gamma_and_down_weights_clean_timesteps_with_it():
+    from diffusers import DDPMScheduler
+
+    script = load_example("train_latent_diffusion")
+    scheduler = DDPMScheduler(**script.TRAINING_SCHEDULE)
+    predicted, noise = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
+    timesteps = torch.tensor([0, 999])  # SNR ~1e4 (clamped to 5) and ~4e-5 (kept)
+    assert script.denoising_loss(predicted, noise, timesteps, scheduler, None).item() == pytest.approx(1.0)
+    weighted = script.denoising_loss(predicted, noise, timesteps, scheduler, 5.0).item()
+    snr_clean = scheduler.alphas_cumprod[0] / (1 - scheduler.alphas_cumprod[0])
+    assert weighted == pytest.approx(((5.0 / snr_clean) + 1.0).item() / 2, rel=1e-5)

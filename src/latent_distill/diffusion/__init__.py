@@ -1,5 +1,6 @@
 """Diffusion pieces shared by LD3M and D3HR: the guided denoiser, DDIM steps, inversion and
-regeneration, and per-sample class embeddings of a class-conditional DiT."""
+regeneration, per-sample class embeddings of a class-conditional DiT, and the denoiser's training
+loss weights."""
 
 from .class_embeddings import class_embedders, override_class_embeddings
 from .ddim import (
@@ -13,6 +14,7 @@ from .ddim import (
     sampling_start_index,
 )
 from .guidance import DenoiserError, GuidedDenoiser
+from .loss_weighting import min_snr_weights, signal_to_noise
 
 __all__ = [
     "DenoiserError",
@@ -25,6 +27,8 @@ __all__ = [
     "ddim_step",
     "ddpm_noise",
     "inversion_timestep",
+    "min_snr_weights",
     "override_class_embeddings",
     "sampling_start_index",
+    "signal_to_noise",
 ]
