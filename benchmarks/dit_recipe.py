@@ -33,10 +33,19 @@ from diffusers import DiTTransformer2DModel
 
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRPipeline
 from latent_distill.data import FASHION_MNIST_CLASSES, fashion_mnist_tensors
-from latent_distill.evaluation import classifier_features, configure_threads, train_teacher
+from latent_distill.evaluation import (
+    classifier_features,
+    configure_threads,
+    train_teacher,
+)
 
 from . import cells
-from .latent_diffusion import generate, generator_quality, total_training_steps, training_lineage
+from .latent_diffusion import (
+    generate,
+    generator_quality,
+    total_training_steps,
+    training_lineage,
+)
 from .results_io import ROOT, load_records, markdown_table, write_markdown
 
 BENCHMARK = "dit_recipe"
