@@ -64,7 +64,8 @@ DIT_SHAPES = {"xl": dict(num_layers=28, num_attention_heads=16, attention_head_d
               "s": dict(num_layers=12, num_attention_heads=6, attention_head_dim=64)}
 #: The MTT buffer of the scale check: one expert of one epoch, a short student unroll.
 SMALL_MTT = {"num_experts": 1, "expert_epochs": 1, "max_start_epoch": 1, "syn_steps": 5, "expert_batch_size": 64}
-#: LD3M renders two samples at a time: the 256 px decoder's activations kept for the backward grow with each sample rendered at once.
+#: LD3M renders two samples at a time: the 256 px decoder's activations kept for the backward grow
+#: with each sample rendered at once.
 LD3M_RENDER = {"chunk_size": 2}
 
 
