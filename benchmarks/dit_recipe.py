@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from diffusers import DiTTransformer2DModel
 
 from latent_distill import DEFAULT_PIPELINE_PATH, D3HRPipeline
 from latent_distill.data import FASHION_MNIST_CLASSES, fashion_mnist_tensors
@@ -73,6 +72,11 @@ def recipe_args(name: str) -> dict[str, Any]:
     return {**BASE_ARGS, **RECIPES[name]}
 
 
+def recipe_steps(name: str, examples: int) -> int:
+    """Optimisation steps that give the recipe ``examples`` training examples."""
+    return max(1, examples // recipe_args(name)["batch_size"])
+
+
 def train(name: str, examples: int, threads: int) -> tuple[Path, dict[str, Any]]:
     """Continues the shipped DiT with the recipe (resuming an interrupted run); returns its pipeline and record."""
     folder = RUNS / name
@@ -81,11 +85,10 @@ def train(name: str, examples: int, threads: int) -> tuple[Path, dict[str, Any]]
         shutil.rmtree(pipeline, ignore_errors=True)
         shutil.copytree(DEFAULT_PIPELINE_PATH, pipeline)
     settings = recipe_args(name)
-    steps = max(1, examples // settings["batch_size"])
     command = [sys.executable, str(TRAIN_SCRIPT), "--pipeline_dir", str(pipeline),
                "--transformer", str(Path(DEFAULT_PIPELINE_PATH) / "transformer"),
                "--checkpoint_dir", str(folder / "checkpoint"), "--latent_cache", str(ROOT / "runs" / "latent-cache"),
-               "--max_steps", str(steps), "--checkpoint_every", "100",
+               "--max_steps", str(recipe_steps(name, examples)), "--checkpoint_every", "100",
                *[f"--{key}={value}" for key, value in settings.items()]]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, cwd=ROOT)
     return pipeline, training_lineage(pipeline)
@@ -142,13 +145,12 @@ def main() -> None:
         settings = recipe_args(name)
         fields = {"recipe": name, "changed": ", ".join(f"{k} {v}" for k, v in RECIPES[name].items()),
                   "start_model": start_model, "examples": args.examples,
-                  "steps": max(1, args.examples // settings["batch_size"]), "batch_size": settings["batch_size"],
+                  "steps": recipe_steps(name, args.examples), "batch_size": settings["batch_size"],
                   **measured_by, "threads": args.threads, "train_args": settings}
 
         def compute(name=name) -> dict[str, Any]:
             pipeline, record = train(name, args.examples, args.threads)
-            pipe = D3HRPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)
-            pipe.register_modules(transformer=DiTTransformer2DModel.from_pretrained(pipeline / "transformer").eval())
+            pipe = D3HRPipeline.from_pretrained(pipeline)  # the shipped autoencoder, the recipe's denoiser
             return {"train_seconds": record["train_seconds"], "final_loss_ema": record["final_loss_ema"],
                     **measure(pipe, classifier, real_features, args.per_class, args.seed)}
 

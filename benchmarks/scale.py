@@ -137,12 +137,13 @@ def gradient_cell(method: str, ipc: int, args: argparse.Namespace, train, test) 
         vae, transformer, scheduler = models(args.dit)
         pipe = LatentDistillationPipeline(vae=vae, transformer=transformer, scheduler=scheduler)
         pipe.set_progress_bar_config(disable=True)
+        preset = config_for_method(method, ipc=ipc)
         overrides = {"objective_kwargs": SMALL_MTT} if method.endswith("mtt") else {}
-        if config_for_method(method).representation == "diffusion":
+        if preset.representation == "diffusion":
             overrides["representation_kwargs"] = LD3M_RENDER
         config = config_for_method(method, ipc=ipc, budget="count", iterations=args.iterations,
                                    batch_real=args.per_class, **overrides)
-        paper_iterations = config_for_method(method, ipc=ipc).iterations
+        paper_iterations = preset.iterations
         reset_peak_rss()
         with IterationMeter(config.objective) as meter:
             output = pipe(train, config)

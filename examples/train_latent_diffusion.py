@@ -52,7 +52,7 @@ from latent_distill.data import (
 )
 from latent_distill.default_models import (
     DEFAULT_PIPELINE_PATH,
-    fashion_mnist_transformer_config,
+    build_fashion_mnist_transformer,
     model_reference,
 )
 from latent_distill.diffusion import min_snr_weights
@@ -129,7 +129,7 @@ def build_transformer(args: argparse.Namespace, num_classes: int, latent_shape: 
     shape = {key: getattr(args, key) for key in ARCHITECTURE_FLAGS if getattr(args, key) is not None}
     if args.transformer is None:
         sized = dict(sample_size=latent_shape[-1], in_channels=latent_channels, out_channels=latent_channels)
-        model = DiTTransformer2DModel(**{**fashion_mnist_transformer_config(num_classes), **sized, **shape})
+        model = build_fashion_mnist_transformer(num_classes, **sized, **shape)
     elif shape:
         raise ValueError(f"--{' --'.join(shape)} shape a new denoiser, but --transformer loads one with its own "
                          "shape: drop --transformer to train a new one, or drop the shape flags to fine-tune.")

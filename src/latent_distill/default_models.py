@@ -84,8 +84,16 @@ def fashion_mnist_transformer_config(num_classes: int = 10) -> dict:
     )
 
 
-def build_fashion_mnist_transformer(num_classes: int = 10):
-    """Builds a freshly initialised default denoiser (``DiTTransformer2DModel``)."""
+def build_fashion_mnist_transformer(num_classes: int = 10, **overrides):
+    """Builds a freshly initialised default denoiser (``DiTTransformer2DModel``).
+
+    Args:
+        num_classes: class labels (the null label is ``num_classes``).
+        **overrides: config keys that replace the default's (e.g. ``sample_size``, ``num_layers``).
+
+    Returns:
+        The denoiser.
+    """
     from diffusers import DiTTransformer2DModel
 
-    return DiTTransformer2DModel(**fashion_mnist_transformer_config(num_classes))
+    return DiTTransformer2DModel(**{**fashion_mnist_transformer_config(num_classes), **overrides})
