@@ -9,6 +9,7 @@ Records follow the schema of the project's design notes: ``benchmark``, ``datase
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import fcntl
 import json
@@ -38,7 +39,13 @@ def peak_rss_mb() -> float:
 
 
 def reset_peak_rss() -> None:
-    """Starts a new peak-memory window (Linux: resets the process's VmHWM via /proc/self/clear_refs)."""
+    """Starts a new peak-memory window (Linux: hands freed heap pages back to the system with glibc's
+    ``malloc_trim``, so memory freed earlier does not count, then resets the process's VmHWM via
+    /proc/self/clear_refs)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:

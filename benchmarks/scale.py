@@ -8,8 +8,10 @@ classes. Each method runs end to end through its pipeline at IPC 1 and 10 (count
 iterations), and its set is evaluated with ConvNet-6 (the LatentDD / LD3M network at 256 px) under
 the hard-label protocol for ``--eval_epochs`` epochs.
 
-Every cell records seconds per iteration (iterations after the first), the peak resident memory of
-the cell, the stored bytes per sample against an image's, and the FLOPs of one iteration counted by
+Every cell records seconds per iteration (iterations after the first), the peak resident memory
+(gradient methods: of the timed iterations, since ``FlopCounterMode`` holds far more memory than the
+method during the counted one; D3HR: of the whole cell, counter included, an upper bound), the stored
+bytes per sample against an image's, and the FLOPs of one iteration counted by
 ``torch.utils.flop_counter`` (D3HR: per fitted and per generated image). The papers' budgets are
 projected (in GPU seconds) from those FLOPs at ``--gpu_tflops`` sustained (a stated assumption, not a measurement):
 the preset's iteration count for the gradient methods, fitting ``--paper_images_per_class`` images
@@ -64,9 +66,11 @@ DIT_SHAPES = {"xl": dict(num_layers=28, num_attention_heads=16, attention_head_d
               "s": dict(num_layers=12, num_attention_heads=6, attention_head_dim=64)}
 #: The MTT buffer of the scale check: one expert of one epoch, a short student unroll.
 SMALL_MTT = {"num_experts": 1, "expert_epochs": 1, "max_start_epoch": 1, "syn_steps": 5, "expert_batch_size": 64}
-#: LD3M renders two samples at a time: the 256 px decoder's activations kept for the backward grow
-#: with each sample rendered at once.
-LD3M_RENDER = {"chunk_size": 2}
+#: LD3M renders one sample at a time: the 256 px decoder's activations kept for the backward grow
+#: with each sample rendered at once, and with one sample per chunk the peak does not grow with IPC.
+LD3M_RENDER = {"chunk_size": 1}
+#: What a record's peak memory covers (records without ``peak_scope`` took the whole cell's).
+TIMED_PEAK, CELL_PEAK = "timed iterations", "whole cell, FLOP counter included"
 
 
 @cache
@@ -97,12 +101,13 @@ def synthetic_split(per_class: int, seed: int) -> ImageClassificationTensors:
 
 
 class IterationMeter:
-    """Counts the FLOPs of an objective's first iteration and times the later ones (benchmark instrumentation)."""
+    """Counts the FLOPs of an objective's first iteration; times the later ones and takes their peak
+    resident memory (benchmark instrumentation)."""
 
     def __init__(self, objective_name: str) -> None:
         self.cls = get_objective(objective_name)
         self.original = self.cls.iteration
-        self.flops, self.seconds = None, []
+        self.flops, self.seconds, self.peak_mb = None, [], 0.0
 
     def __enter__(self) -> "IterationMeter":
         meter = self
@@ -114,8 +119,10 @@ class IterationMeter:
                     value = meter.original(objective, *args, **kwargs)
                 meter.flops = counter.get_total_flops()
             else:
+                reset_peak_rss()
                 value = meter.original(objective, *args, **kwargs)
                 meter.seconds.append(time.time() - started)
+                meter.peak_mb = max(meter.peak_mb, window_peak_rss_mb())
             return value
 
         self.cls.iteration = measured
@@ -144,7 +151,6 @@ def gradient_cell(method: str, ipc: int, args: argparse.Namespace, train, test) 
         config = config_for_method(method, ipc=ipc, budget="count", iterations=args.iterations,
                                    batch_real=args.per_class, **overrides)
         paper_iterations = preset.iterations
-        reset_peak_rss()
         with IterationMeter(config.objective) as meter:
             output = pipe(train, config)
         stored = output.latents if output.latents is not None else output.images
@@ -153,7 +159,7 @@ def gradient_cell(method: str, ipc: int, args: argparse.Namespace, train, test) 
             per_sample += output.class_embeddings[0].numel() * output.class_embeddings.element_size()
         return {"seconds_per_iteration": round(sum(meter.seconds) / max(len(meter.seconds), 1), 2),
                 "flops_per_iteration": meter.flops, "distill_seconds": round(output.distill_seconds, 1),
-                "distill_peak_rss_mb": window_peak_rss_mb(), "bytes_per_sample": per_sample,
+                "distill_peak_rss_mb": meter.peak_mb, "peak_scope": TIMED_PEAK, "bytes_per_sample": per_sample,
                 "paper_iterations": paper_iterations,
                 **evaluate(uint8_to_float(output.images), output.labels, test, args.eval_epochs)}
 
@@ -182,6 +188,7 @@ def d3hr_cell(ipc: int, args: argparse.Namespace, train, test) -> Callable[[], d
                 "flops_per_fitted_image": fit_flops // fitted,
                 "flops_per_generated_image": counter.get_total_flops() // generated,
                 "distill_seconds": round(fit_seconds + sample_seconds, 1), "distill_peak_rss_mb": window_peak_rss_mb(),
+                "peak_scope": CELL_PEAK,
                 "bytes_per_sample": 2 * 4 * int(torch.Size(gaussians.latent_shape).numel()) // max(ipc, 1),
                 "paper_iterations": None,
                 **evaluate(uint8_to_float(output.images), output.labels, test, args.eval_epochs)}
@@ -205,7 +212,7 @@ def projected_gpu_seconds(record: dict[str, Any]) -> float:
 
 def write_table() -> None:
     records = sorted(load_records(BENCHMARK), key=lambda r: (r["dit"], r["method"], r["ipc"]))
-    records = [{**r, "projected_gpu_seconds": projected_gpu_seconds(r)} for r in records]
+    records = [{"peak_scope": CELL_PEAK, **r, "projected_gpu_seconds": projected_gpu_seconds(r)} for r in records]
     write_markdown(BENCHMARK, "# Scale check: 256 px RGB, sd-vae-ft-mse-shaped autoencoder, DiT-shaped denoiser\n\n"
                    + markdown_table(records, [
                        ("method", "method"), ("DiT", "dit"), ("IPC", "ipc"), ("s / iteration", "seconds_per_iteration"),
@@ -213,12 +220,14 @@ def write_table() -> None:
                        ("s / generated image", "seconds_per_generated_image"),
                        ("GFLOP / iteration", "gflops_per_iteration"), ("GFLOP / fitted image", "gflops_per_fitted_image"),
                        ("GFLOP / generated image", "gflops_per_generated_image"), ("peak MB", "distill_peak_rss_mb"),
+                       ("peak of", "peak_scope"),
                        ("bytes / sample", "bytes_per_sample"), ("image bytes", "image_bytes"),
                        ("paper iterations", "paper_iterations"), ("projected GPU s", "projected_gpu_seconds"),
                        ("eval s / epoch (ConvNet-6)", "eval_seconds_per_epoch")])
                    + "\n\nRandomly initialised models of the published shapes, synthetic data, 10 classes, "
                    "count budget, one CPU thread. Projected GPU seconds = counted FLOPs x the papers' budget / the "
-                   "stated sustained throughput (see each record's `gpu_tflops`). Generated by "
+                   "stated sustained throughput (see each record's `gpu_tflops`). Peak MB over the whole cell includes "
+                   "the FLOP counter's own memory (an upper bound). Generated by "
                    "`python -m benchmarks.scale`.\n")
 
 
@@ -228,7 +237,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["latent-dm", "latent-mtt", "ld3m-dm", "d3hr"])
     parser.add_argument("--ipcs", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--per_class", type=int, default=10, help="synthetic training images per class")
-    parser.add_argument("--iterations", type=int, default=3, help="iterations run (the first is counted, not timed)")
+    parser.add_argument("--iterations", type=int, default=3,
+                        help="iterations run, at least 2 (the first is counted, the others timed)")
     parser.add_argument("--eval_epochs", type=int, default=1)
     parser.add_argument("--d3hr_candidates", type=int, default=10_000)
     parser.add_argument("--paper_images_per_class", type=int, default=1300,
@@ -238,6 +248,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--redo", action="store_true")
     args = parser.parse_args()
+    if args.iterations < 2:
+        parser.error(f"--iterations must be at least 2 (the first is counted, the others timed), got {args.iterations}.")
     configure_threads(args.threads)
     train, test = synthetic_split(args.per_class, seed=0), synthetic_split(2, seed=1)
     for method in args.methods:
