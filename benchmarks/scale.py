@@ -9,11 +9,11 @@ iterations), and its set is evaluated with ConvNet-6 (the LatentDD / LD3M networ
 the hard-label protocol for ``--eval_epochs`` epochs.
 
 Every cell records seconds per iteration (iterations after the first), the peak resident memory
-(gradient methods: of the timed iterations, since ``FlopCounterMode`` holds far more memory than the
+(gradient methods: of the timed iterations, since the FLOP counter holds more memory than the
 method during the counted one; D3HR: of the whole cell, counter included, an upper bound), the stored
-bytes per sample against an image's, and the FLOPs of one iteration counted by
-``torch.utils.flop_counter`` (D3HR: per fitted and per generated image). The papers' budgets are
-projected (in GPU seconds) from those FLOPs at ``--gpu_tflops`` sustained (a stated assumption, not a measurement):
+bytes per sample against an image's, and the FLOPs of one iteration (D3HR: per fitted and per
+generated image) counted with ``torch.utils.flop_counter``'s formulas by
+:class:`~benchmarks.flops.TotalFlopCounter`. The papers' budgets are projected (in GPU seconds) from those FLOPs at ``--gpu_tflops`` sustained (a stated assumption, not a measurement):
 the preset's iteration count for the gradient methods, fitting ``--paper_images_per_class`` images
 per class for D3HR.
 
@@ -31,7 +31,6 @@ from typing import Any, Callable
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DiTTransformer2DModel
-from torch.utils.flop_counter import FlopCounterMode
 
 from latent_distill import (
     D3HRConfig,
@@ -48,6 +47,7 @@ from latent_distill.evaluation import (
 from latent_distill.objectives import get_objective
 
 from . import cells
+from .flops import TotalFlopCounter
 from .results_io import (
     load_records,
     markdown_table,
@@ -115,7 +115,7 @@ class IterationMeter:
         def measured(objective, *args, **kwargs):
             started = time.time()
             if meter.flops is None:
-                with FlopCounterMode(display=False) as counter:
+                with TotalFlopCounter() as counter:
                     value = meter.original(objective, *args, **kwargs)
                 meter.flops = counter.get_total_flops()
             else:
@@ -173,12 +173,12 @@ def d3hr_cell(ipc: int, args: argparse.Namespace, train, test) -> Callable[[], d
         pipe.set_progress_bar_config(disable=True)
         config = D3HRConfig(ipc=ipc, num_candidates=args.d3hr_candidates, batch_size=args.per_class)
         reset_peak_rss()
-        with FlopCounterMode(display=False) as counter:
+        with TotalFlopCounter() as counter:
             started = time.time()
             gaussians = pipe.fit(train, config)
             fit_seconds = time.time() - started
         fit_flops = counter.get_total_flops()
-        with FlopCounterMode(display=False) as counter:
+        with TotalFlopCounter() as counter:
             started = time.time()
             output = pipe.sample(gaussians, config=config)
             sample_seconds = time.time() - started
