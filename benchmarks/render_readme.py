@@ -18,6 +18,7 @@ SECTIONS = {
     "evaluation-speed": "evaluation_speed",
     "objective-speed": "objective_speed",
     "latent-diffusion": "latent_diffusion",
+    "dit-recipe": "dit_recipe",
     "d3hr": "d3hr",
     "d3hr-speed": "d3hr_speed",
     "d3hr-gaussian-fit": "d3hr_gaussian_fit",
