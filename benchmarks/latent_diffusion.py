@@ -100,6 +100,8 @@ def describe_round(training: dict, index: int) -> str:
     command = ("accelerate launch examples/train_latent_diffusion.py " +
                " ".join(f"--{k} {v}" for k, v in args.items() if v is not None and k not in ("dataset",)))
     start = "from scratch" if index == 0 else f"fine-tuning the EMA weights of round {index}"
+    gamma = args.get("snr_gamma")
+    loss = f"min-SNR-{gamma:g} weighted noise MSE" if gamma else "noise MSE"
     return f"""Round {index + 1}, {start}:
 
 ```bash
@@ -110,7 +112,7 @@ def describe_round(training: dict, index: int) -> str:
 {training.get('steps', 0) * args.get('batch_size', 0) / 60000:.1f} epochs), AdamW at {args.get('learning_rate')} with
 {args.get('warmup_steps')} warm-up steps and cosine decay to a tenth, gradient clipping at 1, labels replaced by the
 null label with probability {args.get('class_dropout')} (one draw per sample), EMA of the weights (decay up to
-{args.get('ema_decay')}). Final training loss (EMA of the noise MSE): {training.get('final_loss_ema', float('nan')):.4f};
+{args.get('ema_decay')}). Final training loss (EMA of the {loss}): {training.get('final_loss_ema', float('nan')):.4f};
 {training.get('train_seconds', 0) / 60:.0f} min on {training.get('processes', 1)} CPU process(es)."""
 
 
