@@ -96,6 +96,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_pipeline_dir(pipeline_dir: str) -> None:
+    """Refuses a ``--pipeline_dir`` that is not a pipeline folder with an autoencoder, before any work.
+
+    Args:
+        pipeline_dir: the folder the denoiser is to be written into.
+
+    Raises:
+        FileNotFoundError: naming the folder and how to make one (copy the shipped pipeline folder).
+    """
+    folder = Path(pipeline_dir)
+    missing = [name for name in ("model_index.json", "vae/config.json") if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"--pipeline_dir {folder} is not a pipeline folder with an autoencoder (missing: {', '.join(missing)}). "
+            f"Copy one there first, e.g. `cp -r {DEFAULT_PIPELINE_PATH} {folder}` for the offline default, "
+            "or point --pipeline_dir at the shipped folder to replace its denoiser.")
+
+
 def encode_training_set(args: argparse.Namespace, accelerator: Accelerator) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Returns ``(latents, labels, num_classes)`` of the training split, encoded once and cached."""
     vae = LatentDistillationPipeline.from_pretrained(args.pipeline_dir).vae.eval().requires_grad_(False)
@@ -241,6 +259,7 @@ def save_ema_snapshot(model: DiTTransformer2DModel, ema: EMAModel, folder: Path)
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    check_pipeline_dir(args.pipeline_dir)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     latents, labels, num_classes = encode_training_set(args, accelerator)
     model = build_transformer(args, num_classes, latents.shape[1:])

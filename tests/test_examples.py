@@ -175,6 +175,14 @@ def test_train_latent_diffusion_rejects_a_dit_with_too_few_classes(tmp_path):
             "--latent_cache", str(tmp_path / "cache"), "--checkpoint_dir", str(tmp_path / "ckpt"), "--max_steps", "1"])
 
 
+def test_train_latent_diffusion_refuses_a_folder_without_an_autoencoder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"not a pipeline folder.*vae/config.json.*cp -r"):
+        load_example("train_latent_diffusion").main([
+            "--pipeline_dir", str(tmp_path / "empty"), "--checkpoint_dir", str(tmp_path / "ckpt"), "--max_steps", "1"])
+    assert not (tmp_path / "ckpt").exists()  # refused before any work
+
+
 def test_distill_example_reads_class_names_and_a_validation_split(tiny_vae, tmp_path):
     """A user's dataset: string labels and a 'validation' split instead of 'test'."""
     LatentDistillationPipeline(vae=tiny_vae).save_pretrained(tmp_path / "pipeline")
