@@ -6,7 +6,12 @@
    depth is fitted too. The inversion throughput (images per second) is recorded.
 2. **Cells** (resumable one by one), each evaluated under the soft-label protocol (D3HR's own) and
    the hard-label protocol where listed, with random real subsets of the same size under the same
-   protocol object beside them:
+   protocol object beside them. A cell is ``--sets`` independent sets (set ``k`` is made with seed
+   ``k``: D3HR's group-search seed, the random subset's draw), each trained ``--runs`` times (set
+   ``k``'s networks seeded alike for every method); its accuracy is the mean and standard
+   deviation over all of them. At IPC 10 the accuracy of one random real subset varies by several
+   points from draw to draw, more than between networks trained on one set, so one set per cell
+   would rank methods by the luck of a draw:
    - D3HR at IPC 1 and 10 (default depth, ``--candidates`` groups per class);
    - ablations at IPC 1 and 10 under both protocols: DDPM noising instead of DDIM inversion; a plain
      random draw from the Gaussian instead of group sampling (one candidate); the inversion-depth
@@ -17,7 +22,7 @@
 
 Writes ``benchmarks/results/d3hr.json`` / ``.md`` and ``d3hr_speed.json`` / ``.md``.
 
-    python -m benchmarks.d3hr [--fit_per_class 200] [--runs 3]
+    python -m benchmarks.d3hr [--fit_per_class 200] [--sets 8] [--runs 1] [--cells d3hr ddpm draw depths references]
 """
 
 from __future__ import annotations
@@ -73,7 +78,8 @@ RANDOM_SUBSET, AUTOENCODED_SUBSET = "random real subset", "random real subset, a
 # A D3HR set stores per-class Gaussians and its kept groups' seeds, not images: the random real
 # subset of the same bytes (uint8 pixels) is its storage-accounted reference.
 SAME_STORAGE_SUBSET = "random real subset, D3HR's storage"
-CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser", "fit_per_class")
+CELL_FAMILIES = ("d3hr", "ddpm", "draw", "depths", "references")
+CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser", "fit_per_class", "sets")
 
 
 def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, Any]:
@@ -133,12 +139,32 @@ def gaussians_at(fitted: dict[str, Any], noising: str, depth: int) -> FittedGaus
         latent_shape=fitted["latent_shape"], class_names=[str(c) for c in range(10)], image_shape=[1, 28, 28])
 
 
-def evaluate_cell(images: torch.Tensor, labels: torch.Tensor, test, protocol, teacher, runs: int) -> dict[str, Any]:
-    result = evaluate_synthetic(images, labels, test, protocol, runs=runs, seed=0, teacher=teacher,
-                                torch_compile=True, progress=False)
-    return {"arch": "convnet-3", "eval_epochs": protocol.epochs, "runs": runs, "acc_mean": round(result.acc_mean, 2),
-            "acc_std": round(result.acc_std, 2), "accuracies": [round(a, 2) for a in result.accuracies],
-            "eval_seconds": round(result.seconds, 1)}
+def evaluate_sets(make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]], test, protocol, teacher,
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluates ``args.sets`` independent sets, set ``k`` made by ``make_set(k)``, each trained
+    ``args.runs`` times (networks seeded ``k * runs``, ..., so set ``k`` of every method meets the
+    same networks).
+
+    Returns:
+        The cell's measured fields: accuracy mean and std over every (set, run), each set's mean,
+        and the seconds per set spent making and evaluating sets.
+    """
+    accuracies, set_means, make_seconds, eval_seconds = [], [], 0.0, 0.0
+    for set_seed in range(args.sets):
+        started = time.time()
+        images, labels = make_set(set_seed)
+        make_seconds += time.time() - started
+        result = evaluate_synthetic(images, labels, test, protocol, runs=args.runs, seed=set_seed * args.runs,
+                                    teacher=teacher, torch_compile=True, progress=False)
+        accuracies += result.accuracies
+        set_means.append(round(result.acc_mean, 2))
+        eval_seconds += result.seconds
+    mean = sum(accuracies) / len(accuracies)
+    std = (sum((a - mean) ** 2 for a in accuracies) / len(accuracies)) ** 0.5
+    return {"arch": "convnet-3", "eval_epochs": protocol.epochs, "sets": args.sets, "runs": args.runs,
+            "acc_mean": round(mean, 2), "acc_std": round(std, 2), "accuracies": [round(a, 2) for a in accuracies],
+            "set_means": set_means, "distill_seconds": round(make_seconds / args.sets, 1),
+            "eval_seconds": round(eval_seconds / args.sets, 1)}
 
 
 def run_cell(fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
@@ -150,29 +176,31 @@ def run_cell(fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo
 def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
     protocols = {"soft": SoftLabelProtocol(epochs=args.eval_epochs), "hard": HardLabelProtocol(epochs=args.eval_epochs)}
     default_depth = args.default_depth
-    variants = [("d3hr", "ddim", default_depth, args.candidates, ipc, kind) for ipc in (1, 10) for kind in ("soft", "hard")]
-    if not args.main_only:
-        variants += [(name, noising, default_depth, candidates, ipc, kind)
-                     for name, noising, candidates in (("ddpm-noising", "ddpm", args.candidates),
-                                                       ("random-draw (m=1)", "ddim", 1))
-                     for ipc in (1, 10) for kind in ("soft", "hard")]
+    families = {"d3hr": [("d3hr", "ddim", args.candidates)], "ddpm": [("ddpm-noising", "ddpm", args.candidates)],
+                "draw": [("random-draw (m=1)", "ddim", 1)]}
+    variants = [(name, noising, default_depth, candidates, ipc, kind)
+                for family, members in families.items() if family in args.cells
+                for name, noising, candidates in members for ipc in (1, 10) for kind in ("soft", "hard")]
+    if "depths" in args.cells:
         variants += [(f"depth {d}", "ddim", d, args.candidates, 10, "soft") for d in args.depths if d != default_depth]
     for variant, noising, depth, candidates, ipc, kind in variants:
         def compute(noising=noising, depth=depth, candidates=candidates, ipc=ipc, kind=kind) -> dict[str, Any]:
             gaussians = gaussians_at(fitted, noising, depth)
-            started = time.time()
-            output = pipe.sample(gaussians, config=D3HRConfig(ipc=ipc, num_candidates=candidates,
-                                                              guidance_scale=args.guidance, inversion_steps=depth))
-            seconds = time.time() - started
-            return {"distill_seconds": round(seconds, 1),
-                    **evaluate_cell(uint8_to_float(output.images), output.labels, test, protocols[kind],
-                                    teacher if kind == "soft" else None, args.runs)}
+
+            def make_set(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+                output = pipe.sample(gaussians, config=D3HRConfig(ipc=ipc, num_candidates=candidates, seed=seed,
+                                                                  guidance_scale=args.guidance, inversion_steps=depth))
+                return uint8_to_float(output.images), output.labels
+
+            return evaluate_sets(make_set, test, protocols[kind], teacher if kind == "soft" else None, args)
 
         timestep = inversion_timestep(fitted["inverter"], depth)
         run_cell({"method": "d3hr", "variant": variant, "noising": noising, "inversion_steps": depth,
                   "timestep": timestep, "num_candidates": candidates, "guidance": args.guidance, "ipc": ipc,
                   "samples_per_class": ipc, "protocol": kind, "fit_per_class": args.fit_per_class,
-                  "denoiser": denoiser_label(args.pipeline)}, compute, args.redo)
+                  "denoiser": denoiser_label(args.pipeline), "sets": args.sets}, compute, args.redo)
+    if "references" not in args.cells:
+        return
     storage_cells(pipe, fitted, train, test, teacher, protocols, args)
     codec = pipe.latent_codec()
     references = {RANDOM_SUBSET: lambda images: images,
@@ -181,12 +209,14 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
         for kind, protocol in protocols.items():
             for variant, transform in references.items():
                 def compute(ipc=ipc, kind=kind, protocol=protocol, transform=transform) -> dict[str, Any]:
-                    images, labels = random_subset(train, ipc, seed=0)
-                    return evaluate_cell(transform(images), labels, test, protocol,
-                                         teacher if kind == "soft" else None, args.runs)
+                    def make_set(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+                        images, labels = random_subset(train, ipc, seed=seed)
+                        return transform(images), labels
+
+                    return evaluate_sets(make_set, test, protocol, teacher if kind == "soft" else None, args)
 
                 run_cell({"method": "random-subset", "variant": variant, "ipc": ipc, "samples_per_class": ipc,
-                          "protocol": kind, "distill_seconds": 0.0}, compute, args.redo)
+                          "protocol": kind, "sets": args.sets}, compute, args.redo)
 
 
 def storage_bytes_per_class(pipe: D3HRPipeline, fitted: dict[str, Any], args: argparse.Namespace) -> int:
@@ -205,11 +235,11 @@ def storage_cells(pipe, fitted, train, test, teacher, protocols, args) -> None:
     count = per_class // train.images[0].numel()
     for kind, protocol in protocols.items():
         def compute(kind=kind, protocol=protocol) -> dict[str, Any]:
-            images, labels = random_subset(train, count, seed=0)
-            return evaluate_cell(images, labels, test, protocol, teacher if kind == "soft" else None, args.runs)
+            return evaluate_sets(lambda seed: random_subset(train, count, seed=seed), test, protocol,
+                                 teacher if kind == "soft" else None, args)
 
         run_cell({"method": "random-subset", "variant": SAME_STORAGE_SUBSET, "ipc": count, "samples_per_class": count,
-                  "protocol": kind, "distill_seconds": 0.0, "d3hr_bytes_per_class": per_class}, compute, args.redo)
+                  "protocol": kind, "d3hr_bytes_per_class": per_class, "sets": args.sets}, compute, args.redo)
 
 
 def speed_cells(pipe: D3HRPipeline, fitted: dict[str, Any], args: argparse.Namespace) -> None:
@@ -234,66 +264,88 @@ def speed_cells(pipe: D3HRPipeline, fitted: dict[str, Any], args: argparse.Names
     torch.set_num_threads(1)
 
 
+def set_count(record: dict[str, Any]) -> int:
+    """Independent sets behind a record (records made before cells had sets evaluated one set)."""
+    return record.get("sets") or 1
+
+
+def matching(records: list[dict[str, Any]], variant: str, like: dict[str, Any], fields: tuple[str, ...]):
+    """The record of ``variant`` that agrees with ``like`` on ``fields`` and on the number of sets."""
+    return next((r for r in records if r.get("variant") == variant and set_count(r) == set_count(like)
+                 and all(r.get(k) == like.get(k) for k in fields)), None)
+
+
+def accuracy(record: Optional[dict[str, Any]]) -> str:
+    return f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}" if record else "not run"
+
+
+def margin(main: dict[str, Any], other: Optional[dict[str, Any]]) -> Optional[str]:
+    """``main``'s mean accuracy minus ``other``'s, in points."""
+    return f"{main['acc_mean'] - other['acc_mean']:+.2f}" if other else None
+
+
 def ablation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """D3HR beside its two paper ablations (DDPM noising, one random draw), where both were run."""
-    def find(variant: str, like: dict[str, Any]) -> Optional[dict[str, Any]]:
-        return next((r for r in records if r.get("variant") == variant and all(
-            r.get(k) == like.get(k) for k in ("denoiser", "guidance", "ipc", "protocol", "fit_per_class"))), None)
-
-    def cell(record: Optional[dict[str, Any]]) -> str:
-        return f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}" if record else "not run"
-
-    def ahead(main: dict[str, Any], ablation: Optional[dict[str, Any]]) -> Optional[str]:
-        return f"{main['acc_mean'] - ablation['acc_mean']:+.2f}" if ablation else None
-
+    like = ("denoiser", "guidance", "ipc", "protocol", "fit_per_class")
     rows = []
     for main in (r for r in records if r.get("variant") == "d3hr"):
-        ddpm, draw = find("ddpm-noising", main), find("random-draw (m=1)", main)
+        ddpm, draw = matching(records, "ddpm-noising", main, like), matching(records, "random-draw (m=1)", main, like)
         if ddpm is None and draw is None:
             continue
-        rows.append({**{k: main.get(k) for k in ("denoiser", "guidance", "ipc", "protocol")}, "d3hr": cell(main),
-                     "ddpm": cell(ddpm), "inversion_ahead": ahead(main, ddpm), "draw": cell(draw),
-                     "groups_ahead": ahead(main, draw)})
-    return sorted(rows, key=lambda r: (r["denoiser"], r["ipc"], r["protocol"]))
+        rows.append({**{k: main.get(k) for k in ("denoiser", "guidance", "ipc", "protocol")}, "sets": set_count(main),
+                     "d3hr": accuracy(main), "ddpm": accuracy(ddpm), "inversion_ahead": margin(main, ddpm),
+                     "draw": accuracy(draw), "groups_ahead": margin(main, draw)})
+    return sorted(rows, key=lambda r: (-r["sets"], r["denoiser"], r["ipc"], r["protocol"]))
+
+
+def quality_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every record as a table row, D3HR's beside the random real subsets with as many sets."""
+    rows = []
+    for record in sorted(records, key=lambda r: (r["method"] != "d3hr", r["ipc"], r["protocol"], r["variant"])):
+        is_d3hr = record["method"] == "d3hr"
+        reference = matching(records, RANDOM_SUBSET, record, ("ipc", "protocol")) if is_d3hr else None
+        storage = matching(records, SAME_STORAGE_SUBSET, record, ("protocol",)) if is_d3hr else None
+        rows.append({**record, "sets": set_count(record), "accuracy": accuracy(record),
+                     "set_means": ", ".join(f"{a:.1f}" for a in record.get("set_means", [])) or None,
+                     "reference": f"{reference['acc_mean']:.2f}" if reference else None,
+                     "ahead": margin(record, reference),
+                     "storage_reference": (f"{storage['acc_mean']:.2f} ({storage['samples_per_class']}/class)"
+                                           if storage else None)})
+    return rows
 
 
 def write_tables() -> None:
     records = load_records("d3hr")
-    random = {(r["ipc"], r["protocol"]): r for r in records if r.get("variant") == RANDOM_SUBSET}
-    same_storage = {r["protocol"]: r for r in records if r.get("variant") == SAME_STORAGE_SUBSET}
-    rows = []
-    for record in sorted(records, key=lambda r: (r["method"] != "d3hr", r["ipc"], r["protocol"], r["variant"])):
-        reference = random.get((record["ipc"], record["protocol"]))
-        storage = same_storage.get(record["protocol"])
-        is_d3hr = record["method"] == "d3hr"
-        rows.append({**record, "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}",
-                     "reference": f"{reference['acc_mean']:.2f}" if reference and is_d3hr else None,
-                     "storage_reference": (f"{storage['acc_mean']:.2f} ({storage['samples_per_class']}/class)"
-                                           if storage and is_d3hr else None)})
-    table = markdown_table(rows, [
-        ("method", "method"), ("variant", "variant"), ("denoiser", "denoiser"), ("guidance", "guidance"), ("IPC", "ipc"),
-        ("protocol", "protocol"),
-        ("timestep", "timestep"), ("candidates", "num_candidates"), ("runs", "runs"), ("accuracy", "accuracy"),
-        ("fit images/class", "fit_per_class"), ("random subset, same count", "reference"),
-        ("random subset, same storage", "storage_reference"), ("distill s", "distill_seconds"),
-        ("eval s", "eval_seconds")])
+    columns = [("method", "method"), ("variant", "variant"), ("denoiser", "denoiser"), ("guidance", "guidance"),
+               ("IPC", "ipc"), ("protocol", "protocol"), ("timestep", "timestep"), ("candidates", "num_candidates"),
+               ("sets", "sets"), ("runs per set", "runs"), ("accuracy", "accuracy"), ("set means", "set_means"),
+               ("fit images/class", "fit_per_class"), ("random subset, same count", "reference"),
+               ("ahead of it", "ahead"), ("random subset, same storage", "storage_reference"),
+               ("distill s per set", "distill_seconds"), ("eval s per set", "eval_seconds")]
+    current = quality_rows([r for r in records if set_count(r) > 1])
+    earlier = quality_rows([r for r in records if set_count(r) == 1])
+    storage_bytes = next((r["d3hr_bytes_per_class"] for r in records if r.get("variant") == SAME_STORAGE_SUBSET), "?")
     ablations = markdown_table(ablation_rows(records), [
-        ("denoiser", "denoiser"), ("guidance", "guidance"), ("IPC", "ipc"), ("protocol", "protocol"),
+        ("denoiser", "denoiser"), ("guidance", "guidance"), ("IPC", "ipc"), ("protocol", "protocol"), ("sets", "sets"),
         ("D3HR", "d3hr"), ("DDPM noising instead of inversion", "ddpm"), ("inversion ahead", "inversion_ahead"),
         ("one random draw instead of group sampling", "draw"), ("group sampling ahead", "groups_ahead")])
-    notes = ("Fashion-MNIST, ConvNet-3, mean ± std over runs on the 10,000 test images. soft = D3HR's protocol "
-             "(batch-norm ConvNet-3 teacher trained on the full training set, CutMix, KL at T = 20, AdamW); "
+    notes = ("Fashion-MNIST, ConvNet-3, on the 10,000 test images. Each cell is `sets` independent sets (set k made "
+             "with seed k: D3HR's group-search seed, the random subset's draw), each trained `runs per set` times; "
+             "accuracy = mean ± std over every trained network, `set means` = each set's mean. soft = D3HR's "
+             "protocol (batch-norm ConvNet-3 teacher trained on the full training set, CutMix, KL at T = 20, AdamW); "
              "hard = the DC/DSA protocol. Gaussians fitted on a seeded subset of training images per class. "
-             "`random real subset, autoencoded` = the same real subset encoded and decoded by the shipped "
+             "`random real subset, autoencoded` = the same real subsets encoded and decoded by the shipped "
              "autoencoder, what the autoencoder alone costs a set of that size. `same storage` = the random real "
-             "subset with as many uint8 images per class as the bytes a D3HR set stores per class (float32 "
-             "Gaussian mean and std, and its kept group's seed, index and chunk count; "
-             f"{next((r['d3hr_bytes_per_class'] for r in same_storage.values()), '?')} bytes), whatever its IPC. "
-             "Generated by `benchmarks/d3hr.py` from `benchmarks/results/d3hr.json`.\n")
-    write_markdown("d3hr", "# D3HR quality and ablations\n\n" + table + "\n" + notes
-                   + "\n**The paper's ablations** (each against D3HR with the same denoiser, guidance, IPC and "
-                   "protocol; `ahead` = D3HR's mean minus the ablation's, in points, a positive margin being the "
-                   "paper's direction):\n\n" + ablations)
+             "subsets with as many uint8 images per class as the bytes a D3HR set stores per class (float32 "
+             f"Gaussian mean and std, and its kept group's seed, index and chunk count; {storage_bytes} bytes), "
+             "whatever its IPC. Generated by `benchmarks/d3hr.py` from `benchmarks/results/d3hr.json`.\n")
+    write_markdown("d3hr", "# D3HR quality and ablations\n\n" + markdown_table(current, columns) + "\n" + notes
+                   + "\n**The paper's ablations** (each against D3HR with the same denoiser, guidance, IPC, protocol "
+                   "and sets; `ahead` = D3HR's mean minus the ablation's, in points, a positive margin being the "
+                   "paper's direction):\n\n" + ablations
+                   + "\n**Earlier cells, one set each** (one D3HR set and one random subset, the seed-0 draw, "
+                   "each trained `runs per set` times; kept for the denoiser's learning curve):\n\n"
+                   + markdown_table(earlier, columns))
     speed = load_records("d3hr_speed")
     write_markdown("d3hr_speed", "# D3HR speed (2-core CPU)\n\n" + markdown_table(speed, [
         ("measure", "measure"), ("detail", "detail"), ("threads", "threads"), ("value", "value"), ("unit", "unit"),
@@ -311,14 +363,20 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=100_000)
     parser.add_argument("--speed_candidates", type=int, default=1_000_000)
     parser.add_argument("--eval_epochs", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sets", type=int, default=8, help="independent sets per cell (set k made with seed k)")
+    parser.add_argument("--runs", type=int, default=1, help="trained networks per set")
     parser.add_argument("--teacher_epochs", type=int, default=10)
     parser.add_argument("--skip_speed", action="store_true")
-    parser.add_argument("--main_only", action="store_true", help="only the IPC 1 / 10 cells (no ablations)")
+    parser.add_argument("--cells", nargs="+", choices=CELL_FAMILIES, default=list(CELL_FAMILIES),
+                        help="which cells to run (d3hr: the main cells; ddpm, draw: the paper's ablations; depths: "
+                             "the inversion-depth sweep; references: the random real subsets)")
     parser.add_argument("--speed_only", action="store_true", help="only the speed figures (reuses a saved fit)")
     parser.add_argument("--redo", action="store_true")
     args = parser.parse_args()
     configure_threads(1)
+    # One process trains networks on sets of several sizes, with and without a teacher: each is a
+    # compiled variant of the same forward, more than dynamo's default of 8 (past it: eager, slower).
+    torch._dynamo.config.recompile_limit = 64
     args.depths = sorted(set(args.depths) | {args.default_depth})
     pipe = D3HRPipeline.from_pretrained(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
