@@ -8,6 +8,15 @@ model config, and the model is saved in diffusers format as the ``vae`` of the p
 that the model card quotes).
 
     accelerate launch examples/train_autoencoder.py --max_steps 6000
+
+``--init_vae FOLDER --train_part decoder`` fine-tunes only the decoder of an existing autoencoder:
+its encoder, and so its latent space and scaling factor, stay as they are, so a diffusion model
+trained on those latents (and every latent set made with them) stays valid while decoded images
+improve (as ``stabilityai/sd-vae-ft-mse`` was made from the SD autoencoder).
+
+    accelerate launch examples/train_autoencoder.py --init_vae src/latent_distill/pretrained/fashion-mnist/vae \
+        --train_part decoder --learning_rate 3e-4 --pipeline_dir runs/decoder-ft/pipeline \
+        --checkpoint_dir runs/decoder-ft
 """
 
 from __future__ import annotations
@@ -17,10 +26,12 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from latent_distill.checkpointing import (
@@ -41,7 +52,7 @@ from latent_distill.default_models import (
 from latent_distill.pipelines import LatentDistillationPipeline
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion-mnist",
                         help="'fashion-mnist' (offline default) or a datasets id / local folder")
@@ -55,7 +66,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint_every", type=int, default=250)
     parser.add_argument("--mixed_precision", default="bf16", choices=["no", "fp16", "bf16"])
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    parser.add_argument("--init_vae", default=None,
+                        help="start from this AutoencoderKL folder instead of a freshly initialised one")
+    parser.add_argument("--train_part", default="all", choices=sorted(TRAINABLE_PARTS),
+                        help="'all', or 'decoder' (encoder frozen: latent space and scaling factor kept)")
+    args = parser.parse_args(argv)
+    if args.train_part != "all" and args.init_vae is None:
+        parser.error(f"--train_part {args.train_part} fine-tunes an existing autoencoder: name it with --init_vae "
+                     "(e.g. src/latent_distill/pretrained/fashion-mnist/vae).")
+    return args
+
+
+def decoder_parameters(vae: AutoencoderKL) -> list[torch.nn.Parameter]:
+    """The parameters that map latents to images (post-quantisation conv and decoder)."""
+    post_quant = vae.post_quant_conv.parameters() if vae.post_quant_conv is not None else []
+    return [*post_quant, *vae.decoder.parameters()]
+
+
+# What ``--train_part`` trains; everything else is frozen.
+TRAINABLE_PARTS = {"all": lambda vae: list(vae.parameters()), "decoder": decoder_parameters}
 
 
 def load_training_images(name: str) -> torch.Tensor:
@@ -82,13 +111,19 @@ def measure_scaling_factor(vae, images: torch.Tensor, count: int = 5000) -> floa
     return float(1.0 / torch.cat(latents).std())
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[list[str]] = None) -> None:
+    """Trains (or fine-tunes) the autoencoder; ``argv`` as on the command line (default ``sys.argv``)."""
+    args = parse_args(argv)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
     images = load_training_images(args.dataset)
-    vae = build_fashion_mnist_autoencoder()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=args.learning_rate, weight_decay=0.0)
+    vae = AutoencoderKL.from_pretrained(args.init_vae) if args.init_vae else build_fashion_mnist_autoencoder()
+    trainable = TRAINABLE_PARTS[args.train_part](vae)
+    vae.requires_grad_(False)
+    for parameter in trainable:
+        parameter.requires_grad_(True)
+    encoder_frozen = not any(parameter.requires_grad for parameter in vae.encoder.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=0.0)
     checkpoint = Path(args.checkpoint_dir) / "state.pt"
     state = load_state(checkpoint)
     step, seconds = 0, 0.0
@@ -108,10 +143,11 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(step, args)
         with accelerator.autocast():
-            posterior = accelerator.unwrap_model(vae).encode(batch).latent_dist
+            with torch.set_grad_enabled(not encoder_frozen):
+                posterior = accelerator.unwrap_model(vae).encode(batch).latent_dist
             reconstruction = accelerator.unwrap_model(vae).decode(posterior.sample(generator=None)).sample
         mse = torch.nn.functional.mse_loss(reconstruction.float(), batch)
-        loss = mse + args.kl_weight * posterior.kl().mean()
+        loss = mse if encoder_frozen else mse + args.kl_weight * posterior.kl().mean()
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -128,13 +164,16 @@ def main() -> None:
     progress.close()
     if accelerator.is_main_process:
         model = accelerator.unwrap_model(vae).eval()
-        model.register_to_config(scaling_factor=measure_scaling_factor(model, images))
+        if not encoder_frozen:  # a frozen encoder keeps its latents, so the diffusion model's scaling holds
+            model.register_to_config(scaling_factor=measure_scaling_factor(model, images))
         pipeline_dir = Path(args.pipeline_dir)
         with atomic_directory(pipeline_dir / "vae") as staging:
             model.save_pretrained(staging)
         if not (pipeline_dir / "model_index.json").exists():
             LatentDistillationPipeline(vae=model).save_config(pipeline_dir)
-        summary = {"dataset": args.dataset, "args": {k: v for k, v in vars(args).items() if "dir" not in k},
+        summary = {"dataset": args.dataset,
+                   "args": {k: v for k, v in vars(args).items() if "dir" not in k and k != "init_vae"},
+                   "init_vae": Path(args.init_vae).name if args.init_vae else None,
                    "steps": step, "train_seconds": round(time.time() - started, 1),
                    "final_train_psnr_ema": running, "parameters": sum(p.numel() for p in model.parameters())}
         atomic_write_json(summary, pipeline_dir / "autoencoder_training.json")

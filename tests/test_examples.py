@@ -234,3 +234,33 @@ def test_denoising_loss_is_the_plain_mean_without_gamma_and_down_weights_clean_t
     weighted = script.denoising_loss(predicted, noise, timesteps, scheduler, 5.0).item()
     snr_clean = scheduler.alphas_cumprod[0] / (1 - scheduler.alphas_cumprod[0])
     assert weighted == pytest.approx(((5.0 / snr_clean) + 1.0).item() / 2, rel=1e-5)
+
+
+def test_train_autoencoder_fine_tunes_only_the_decoder_and_keeps_the_latent_space(tmp_path):
+    data_dir = write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=4))
+    start = make_tiny_vae()
+    start.register_to_config(scaling_factor=0.5)
+    start.save_pretrained(tmp_path / "vae")
+    load_example("train_autoencoder").main([
+        "--dataset", str(data_dir), "--init_vae", str(tmp_path / "vae"), "--train_part", "decoder",
+        "--pipeline_dir", str(tmp_path / "pipe"), "--checkpoint_dir", str(tmp_path / "ckpt"), "--max_steps", "2",
+        "--batch_size", "4", "--warmup_steps", "1", "--learning_rate", "0.01", "--mixed_precision", "no"])
+    from diffusers import AutoencoderKL
+
+    tuned = AutoencoderKL.from_pretrained(tmp_path / "pipe" / "vae")
+    assert tuned.config.scaling_factor == 0.5  # the latent space, and its scaling, are kept
+    before, after = start.state_dict(), tuned.state_dict()
+    for name in before:
+        same = torch.equal(before[name], after[name])
+        if name.startswith(("encoder.", "quant_conv.")):
+            assert same, f"{name} changed though the encoder is frozen"
+    assert any(not torch.equal(before[n], after[n]) for n in before if n.startswith("decoder."))
+    record = json.loads((tmp_path / "pipe" / "autoencoder_training.json").read_text())
+    assert record["init_vae"] == "vae" and record["args"]["train_part"] == "decoder"
+
+
+def test_train_autoencoder_refuses_a_decoder_fine_tune_without_a_starting_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load_example("train_autoencoder").main(["--train_part", "decoder", "--checkpoint_dir", str(tmp_path / "ckpt")])
+    assert "--init_vae" in capsys.readouterr().err
+    assert not (tmp_path / "ckpt").exists()
