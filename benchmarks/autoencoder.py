@@ -148,11 +148,13 @@ def main() -> None:
     ])
     write_markdown("autoencoder", "# Autoencoder quality (Fashion-MNIST test set)\n\n" + table)
     replace_section(ROOT / "README.md", "autoencoder", "\n" + table + "\n")
-    training_record = Path(args.vae).parent / "autoencoder_training.json"
-    summary = json.loads(training_record.read_text()) if training_record.exists() else {}
-    card = render_card(record, summary)
-    atomic_write_text(card, CARD)
-    atomic_write_text(card, Path(args.vae).parent / "README.md")
+    # The model card describes the shipped autoencoder; any other (a candidate) gets a results row only.
+    if Path(args.vae).resolve() == (DEFAULT_PIPELINE_PATH / "vae").resolve():
+        training_record = Path(args.vae).parent / "autoencoder_training.json"
+        summary = json.loads(training_record.read_text()) if training_record.exists() else {}
+        card = render_card(record, summary)
+        atomic_write_text(card, CARD)
+        atomic_write_text(card, Path(args.vae).parent / "README.md")
     print(json.dumps(record, indent=2))
 
 

@@ -63,6 +63,7 @@ from latent_distill.evaluation import (
 from . import cells
 from .results_io import (
     ROOT,
+    autoencoder_label,
     denoiser_label,
     load_records,
     markdown_table,
@@ -79,7 +80,8 @@ RANDOM_SUBSET, AUTOENCODED_SUBSET = "random real subset", "random real subset, a
 # subset of the same bytes (uint8 pixels) is its storage-accounted reference.
 SAME_STORAGE_SUBSET = "random real subset, D3HR's storage"
 CELL_FAMILIES = ("d3hr", "ddpm", "draw", "depths", "references")
-CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser", "fit_per_class", "sets")
+CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser", "fit_per_class", "sets",
+            "autoencoder")
 
 
 def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, Any]:
@@ -93,7 +95,9 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
     depths = sorted(args.depths)
     key = {"fit_per_class": args.fit_per_class, "depths": depths, "guidance": args.guidance, "pipeline": args.pipeline,
            "denoiser": denoiser_label(args.pipeline)}
-    state_file = STATES / f"fit-{args.fit_per_class}-g{args.guidance:g}.pt"
+    decoder = autoencoder_label(args.pipeline)
+    suffix = "" if decoder is None else "-" + decoder.replace(" ", "-")
+    state_file = STATES / f"fit-{args.fit_per_class}-g{args.guidance:g}{suffix}.pt"
     saved = load_state(state_file)
     if saved is not None and saved["key"] == key:
         state = saved
@@ -198,7 +202,8 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
         run_cell({"method": "d3hr", "variant": variant, "noising": noising, "inversion_steps": depth,
                   "timestep": timestep, "num_candidates": candidates, "guidance": args.guidance, "ipc": ipc,
                   "samples_per_class": ipc, "protocol": kind, "fit_per_class": args.fit_per_class,
-                  "denoiser": denoiser_label(args.pipeline), "sets": args.sets}, compute, args.redo)
+                  "denoiser": denoiser_label(args.pipeline), "sets": args.sets,
+                  "autoencoder": autoencoder_label(args.pipeline)}, compute, args.redo)
     if "references" not in args.cells:
         return
     storage_cells(pipe, fitted, train, test, teacher, protocols, args)
@@ -215,8 +220,9 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
 
                     return evaluate_sets(make_set, test, protocol, teacher if kind == "soft" else None, args)
 
+                decoder = autoencoder_label(args.pipeline) if variant == AUTOENCODED_SUBSET else None
                 run_cell({"method": "random-subset", "variant": variant, "ipc": ipc, "samples_per_class": ipc,
-                          "protocol": kind, "sets": args.sets}, compute, args.redo)
+                          "protocol": kind, "sets": args.sets, "autoencoder": decoder}, compute, args.redo)
 
 
 def storage_bytes_per_class(pipe: D3HRPipeline, fitted: dict[str, Any], args: argparse.Namespace) -> int:
@@ -286,22 +292,24 @@ def margin(main: dict[str, Any], other: Optional[dict[str, Any]]) -> Optional[st
 
 def ablation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """D3HR beside its two paper ablations (DDPM noising, one random draw), where both were run."""
-    like = ("denoiser", "guidance", "ipc", "protocol", "fit_per_class")
+    like = ("denoiser", "autoencoder", "guidance", "ipc", "protocol", "fit_per_class")
     rows = []
     for main in (r for r in records if r.get("variant") == "d3hr"):
         ddpm, draw = matching(records, "ddpm-noising", main, like), matching(records, "random-draw (m=1)", main, like)
         if ddpm is None and draw is None:
             continue
-        rows.append({**{k: main.get(k) for k in ("denoiser", "guidance", "ipc", "protocol")}, "sets": set_count(main),
+        rows.append({**{k: main.get(k) for k in ("denoiser", "autoencoder", "guidance", "ipc", "protocol")},
+                     "sets": set_count(main),
                      "d3hr": accuracy(main), "ddpm": accuracy(ddpm), "inversion_ahead": margin(main, ddpm),
                      "draw": accuracy(draw), "groups_ahead": margin(main, draw)})
-    return sorted(rows, key=lambda r: (-r["sets"], r["denoiser"], r["ipc"], r["protocol"]))
+    return sorted(rows, key=lambda r: (-r["sets"], r["denoiser"], r["autoencoder"] or "", r["ipc"], r["protocol"]))
 
 
 def quality_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every record as a table row, D3HR's beside the random real subsets with as many sets."""
     rows = []
-    for record in sorted(records, key=lambda r: (r["method"] != "d3hr", r["ipc"], r["protocol"], r["variant"])):
+    for record in sorted(records, key=lambda r: (r["method"] != "d3hr", r["ipc"], r["protocol"], r["variant"],
+                                                 r.get("autoencoder") or "")):
         is_d3hr = record["method"] == "d3hr"
         reference = matching(records, RANDOM_SUBSET, record, ("ipc", "protocol")) if is_d3hr else None
         storage = matching(records, SAME_STORAGE_SUBSET, record, ("protocol",)) if is_d3hr else None
@@ -316,7 +324,8 @@ def quality_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_tables() -> None:
     records = load_records("d3hr")
-    columns = [("method", "method"), ("variant", "variant"), ("denoiser", "denoiser"), ("guidance", "guidance"),
+    columns = [("method", "method"), ("variant", "variant"), ("denoiser", "denoiser"), ("autoencoder", "autoencoder"),
+               ("guidance", "guidance"),
                ("IPC", "ipc"), ("protocol", "protocol"), ("timestep", "timestep"), ("candidates", "num_candidates"),
                ("sets", "sets"), ("runs per set", "runs"), ("accuracy", "accuracy"), ("set means", "set_means"),
                ("fit images/class", "fit_per_class"), ("random subset, same count", "reference"),
@@ -326,7 +335,8 @@ def write_tables() -> None:
     earlier = quality_rows([r for r in records if set_count(r) == 1])
     storage_bytes = next((r["d3hr_bytes_per_class"] for r in records if r.get("variant") == SAME_STORAGE_SUBSET), "?")
     ablations = markdown_table(ablation_rows(records), [
-        ("denoiser", "denoiser"), ("guidance", "guidance"), ("IPC", "ipc"), ("protocol", "protocol"), ("sets", "sets"),
+        ("denoiser", "denoiser"), ("autoencoder", "autoencoder"), ("guidance", "guidance"), ("IPC", "ipc"),
+        ("protocol", "protocol"), ("sets", "sets"),
         ("D3HR", "d3hr"), ("DDPM noising instead of inversion", "ddpm"), ("inversion ahead", "inversion_ahead"),
         ("one random draw instead of group sampling", "draw"), ("group sampling ahead", "groups_ahead")])
     notes = ("Fashion-MNIST, ConvNet-3, on the 10,000 test images. Each cell is `sets` independent sets (set k made "
@@ -338,7 +348,9 @@ def write_tables() -> None:
              "autoencoder, what the autoencoder alone costs a set of that size. `same storage` = the random real "
              "subsets with as many uint8 images per class as the bytes a D3HR set stores per class (float32 "
              f"Gaussian mean and std, and its kept group's seed, index and chunk count; {storage_bytes} bytes), "
-             "whatever its IPC. Generated by `benchmarks/d3hr.py` from `benchmarks/results/d3hr.json`.\n")
+             "whatever its IPC. `autoencoder`: blank = the shipped autoencoder; `decoder fine-tuned N steps` = its "
+             "decoder fine-tuned with its encoder frozen (same latents, same DiT; `examples/train_autoencoder.py "
+             "--train_part decoder`). Generated by `benchmarks/d3hr.py` from `benchmarks/results/d3hr.json`.\n")
     write_markdown("d3hr", "# D3HR quality and ablations\n\n" + markdown_table(current, columns) + "\n" + notes
                    + "\n**The paper's ablations** (each against D3HR with the same denoiser, guidance, IPC, protocol "
                    "and sets; `ahead` = D3HR's mean minus the ablation's, in points, a positive margin being the "

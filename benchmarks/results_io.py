@@ -117,6 +117,26 @@ def denoiser_label(pipeline: Any) -> Optional[str]:
     return f"{Path(pipeline).name}-dit@{training.get('total_steps', training.get('steps'))}"
 
 
+def autoencoder_label(pipeline: Any) -> Optional[str]:
+    """Which decoder fine-tune of a pipeline folder's autoencoder a record's images were decoded with.
+
+    Args:
+        pipeline: the pipeline folder.
+
+    Returns:
+        ``decoder fine-tuned <steps> steps`` when the folder's ``autoencoder_training.json`` records a
+        decoder-only fine-tune (``examples/train_autoencoder.py --train_part decoder``), else ``None``
+        (the autoencoder as trained: records made before fine-tunes existed carry no label either).
+    """
+    path = Path(pipeline) / "autoencoder_training.json"
+    if not path.exists():
+        return None
+    training = json.loads(path.read_text())
+    if training.get("args", {}).get("train_part", "all") != "decoder":
+        return None
+    return f"decoder fine-tuned {training['steps']} steps"
+
+
 def has_record(benchmark: str, **fields: Any) -> bool:
     return any(all(r.get(k) == v for k, v in fields.items()) for r in load_records(benchmark))
 
