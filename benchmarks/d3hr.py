@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from typing import Any, Callable, Optional
 
@@ -163,10 +164,8 @@ def evaluate_sets(make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]], 
         accuracies += result.accuracies
         set_means.append(round(result.acc_mean, 2))
         eval_seconds += result.seconds
-    mean = sum(accuracies) / len(accuracies)
-    std = (sum((a - mean) ** 2 for a in accuracies) / len(accuracies)) ** 0.5
     return {"arch": "convnet-3", "eval_epochs": protocol.epochs, "sets": args.sets, "runs": args.runs,
-            "acc_mean": round(mean, 2), "acc_std": round(std, 2), "accuracies": [round(a, 2) for a in accuracies],
+            "acc_mean": round(statistics.fmean(accuracies), 2), "acc_std": round(statistics.pstdev(accuracies), 2), "accuracies": [round(a, 2) for a in accuracies],
             "set_means": set_means, "distill_seconds": round(make_seconds / args.sets, 1),
             "eval_seconds": round(eval_seconds / args.sets, 1)}
 
