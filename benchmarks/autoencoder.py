@@ -30,6 +30,7 @@ from .results_io import (
     markdown_table,
     peak_rss_mb,
     replace_section,
+    training_stages,
     upsert_record,
     write_markdown,
 )
@@ -44,11 +45,53 @@ def psnr_figures(original: torch.Tensor, reconstruction: torch.Tensor) -> tuple[
     return float(per_image), float(10 * math.log10(1.0 / float(mse.mean())))
 
 
+def stage_command(stage: dict, previous: str) -> str:
+    """The ``train_autoencoder`` command of one training stage.
+
+    Args:
+        stage: one stage of :func:`~benchmarks.results_io.training_stages`.
+        previous: the folder holding the previous stage's ``vae`` (named in ``--init_vae``).
+
+    Returns:
+        The command line, with every recorded hyperparameter.
+    """
+    args = stage.get("args", {})
+    flags = [f"--{name} {args[name]}" for name in ("max_steps", "batch_size", "learning_rate", "warmup_steps",
+                                                   "kl_weight", "mixed_precision", "seed") if name in args]
+    if args.get("train_part", "all") != "all":
+        flags = [f"--init_vae {previous}/vae --train_part {args['train_part']}", *flags]
+    return "accelerate launch examples/train_autoencoder.py " + " ".join(flags)
+
+
+def stage_description(stage: dict) -> str:
+    """One paragraph on what a training stage trained, for how long, and at what cost."""
+    args = stage.get("args", {})
+    steps, batch = stage.get("steps", 0), args.get("batch_size", 0)
+    if args.get("train_part", "all") == "decoder":
+        what = ("decoder only (post-quantisation conv and decoder; the encoder, and with it the latent space, "
+                "its scaling factor and every model trained on those latents, unchanged), MSE reconstruction loss")
+    else:
+        what = f"the whole autoencoder, MSE reconstruction loss plus a KL term of weight {args.get('kl_weight')}"
+    text = (f"{steps} steps of batch {batch} (about {steps * batch / 60000:.1f} epochs), AdamW, linear warm-up "
+            f"then cosine decay from {args.get('learning_rate')}, {what}, {args.get('mixed_precision')} autocast, "
+            f"on CPU: {stage.get('train_seconds', 0) / 60:.0f} minutes of wall time.")
+    return text + (" " + stage["schedule_history"] if stage.get("schedule_history") else "")
+
+
+def training_section(summary: dict) -> str:
+    """The card's training section: every stage's command and description, in order."""
+    stages = training_stages(summary)
+    parts = []
+    for number, stage in enumerate(stages, start=1):
+        previous = "stage-1" if number == 1 else f"stage-{number - 1}"
+        title = f"Stage {number}: " + ("decoder fine-tune" if stage.get("args", {}).get("train_part") == "decoder"
+                                       else "training")
+        command = stage_command(stage, previous) + f" --pipeline_dir stage-{number} --checkpoint_dir runs/stage-{number}"
+        parts.append(f"### {title}\n\n```bash\n{command}\n```\n\n{stage_description(stage)}\n")
+    return "\n".join(parts)
+
+
 def render_card(record: dict, summary: dict) -> str:
-    args = summary.get("args", {})
-    command = (f"accelerate launch examples/train_autoencoder.py --max_steps {args.get('max_steps')} "
-               f"--batch_size {args.get('batch_size')} --learning_rate {args.get('learning_rate')} "
-               f"--kl_weight {args.get('kl_weight')} --mixed_precision {args.get('mixed_precision')}")
     table = markdown_table([record], [
         ("test PSNR (mean per image, dB)", "psnr_mean_db"), ("test PSNR (dataset, dB)", "psnr_dataset_db"),
         ("ConvNet-3 acc. on originals (%)", "acc_original"), ("acc. on reconstructions (%)", "acc_reconstructed"),
@@ -78,15 +121,7 @@ storage holds four latents: the latent space of latent-distill's offline default
 
 ## Training
 
-```bash
-{command}
-```
-
-{summary.get('steps')} steps of batch {args.get('batch_size')} (about {summary.get('steps', 0) * args.get('batch_size', 0) / 60000:.1f} epochs), AdamW,
-linear warm-up then cosine decay, MSE reconstruction loss plus a KL term of weight {args.get('kl_weight')},
-bf16 autocast, on 2 CPU cores: {summary.get('train_seconds', 0) / 60:.0f} minutes of wall time.
-{summary.get('schedule_history', '')}
-
+{training_section(summary)}
 ## Quality on the test set (10,000 images)
 
 Measured by `python -m benchmarks.autoencoder` (reconstruction from the posterior mean; the classifier

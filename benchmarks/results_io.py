@@ -117,6 +117,25 @@ def denoiser_label(pipeline: Any) -> Optional[str]:
     return f"{Path(pipeline).name}-dit@{training.get('total_steps', training.get('steps'))}"
 
 
+def training_stages(record: Optional[dict]) -> list[dict]:
+    """The stages of an ``autoencoder_training.json`` record, first stage first.
+
+    A fine-tune records the record of the model it started from under ``init_record``
+    (``examples/train_autoencoder.py --init_vae``), so a record is a chain of stages.
+
+    Args:
+        record: the training record, or ``None``.
+
+    Returns:
+        One record per stage (without its ``init_record``), oldest first; empty for ``None``.
+    """
+    stages = []
+    while record is not None:
+        stages.append({k: v for k, v in record.items() if k != "init_record"})
+        record = record.get("init_record")
+    return stages[::-1]
+
+
 def autoencoder_label(pipeline: Any) -> Optional[str]:
     """Which decoder fine-tune of a pipeline folder's autoencoder a record's images were decoded with.
 
@@ -124,17 +143,21 @@ def autoencoder_label(pipeline: Any) -> Optional[str]:
         pipeline: the pipeline folder.
 
     Returns:
-        ``decoder fine-tuned <steps> steps`` when the folder's ``autoencoder_training.json`` records a
-        decoder-only fine-tune (``examples/train_autoencoder.py --train_part decoder``), else ``None``
-        (the autoencoder as trained: records made before fine-tunes existed carry no label either).
+        ``decoder fine-tuned <steps> steps`` (summed over the decoder-only stages since the encoder was
+        last trained) when the folder's
+        ``autoencoder_training.json`` records decoder-only fine-tunes (``examples/train_autoencoder.py
+        --train_part decoder``), else ``None`` (the autoencoder as trained: records made before
+        fine-tunes existed carry no label either).
     """
     path = Path(pipeline) / "autoencoder_training.json"
     if not path.exists():
         return None
-    training = json.loads(path.read_text())
-    if training.get("args", {}).get("train_part", "all") != "decoder":
-        return None
-    return f"decoder fine-tuned {training['steps']} steps"
+    steps = 0
+    for stage in reversed(training_stages(json.loads(path.read_text()))):
+        if stage.get("args", {}).get("train_part", "all") != "decoder":
+            break  # a stage that trained the encoder too starts a new latent space
+        steps += stage["steps"]
+    return f"decoder fine-tuned {steps} steps" if steps else None
 
 
 def has_record(benchmark: str, **fields: Any) -> bool:

@@ -12,7 +12,10 @@ that the model card quotes).
 ``--init_vae FOLDER --train_part decoder`` fine-tunes only the decoder of an existing autoencoder:
 its encoder, and so its latent space and scaling factor, stay as they are, so a diffusion model
 trained on those latents (and every latent set made with them) stays valid while decoded images
-improve (as ``stabilityai/sd-vae-ft-mse`` was made from the SD autoencoder).
+improve (as ``stabilityai/sd-vae-ft-mse`` was made from the SD autoencoder). The new
+``autoencoder_training.json`` keeps the record of the starting model under ``init_record``, so a
+model fine-tuned in several stages carries every stage's command; give each stage its own
+``--checkpoint_dir`` (a checkpoint of another run is refused).
 
     accelerate launch examples/train_autoencoder.py --init_vae src/latent_distill/pretrained/fashion-mnist/vae \
         --train_part decoder --learning_rate 3e-4 --pipeline_dir runs/decoder-ft/pipeline \
@@ -111,6 +114,36 @@ def measure_scaling_factor(vae, images: torch.Tensor, count: int = 5000) -> floa
     return float(1.0 / torch.cat(latents).std())
 
 
+def run_identity(args: argparse.Namespace) -> dict:
+    """What a checkpoint must match to be resumed: what is trained, and from which starting model."""
+    return {"train_part": args.train_part, "init_vae": str(Path(args.init_vae).resolve()) if args.init_vae else None}
+
+
+def refuse_other_run(state: dict, args: argparse.Namespace, checkpoint: Path) -> None:
+    """Raises when ``checkpoint`` belongs to a run of another kind (resuming it would discard the
+    starting model, or train the wrong part); the step budget may change at resumption."""
+    saved = state.get("run")
+    if saved is not None and saved != run_identity(args):
+        raise SystemExit(f"{checkpoint} holds a run of {saved}, not of {run_identity(args)}: pass another "
+                         "--checkpoint_dir for this run (or delete that folder to start over).")
+
+
+def init_training_record(init_vae: Optional[str]) -> Optional[dict]:
+    """The training record of the autoencoder a fine-tune starts from, so records chain stage by stage.
+
+    Args:
+        init_vae: the ``--init_vae`` folder, or ``None`` for a fresh autoencoder.
+
+    Returns:
+        The ``autoencoder_training.json`` beside that folder (in its pipeline folder), or ``None`` when
+        training from scratch or when the starting model carries no record.
+    """
+    if init_vae is None:
+        return None
+    path = Path(init_vae).parent / "autoencoder_training.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Trains (or fine-tunes) the autoencoder; ``argv`` as on the command line (default ``sys.argv``)."""
     args = parse_args(argv)
@@ -128,6 +161,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     state = load_state(checkpoint)
     step, seconds = 0, 0.0
     if state is not None:
+        refuse_other_run(state, args, checkpoint)
         vae.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, seconds = state["step"], state["seconds"]
@@ -158,7 +192,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         progress.update(1)
         progress.set_postfix(psnr=f"{running:.2f}", lr=f"{learning_rate_at(step, args):.2e}")
         if step % args.checkpoint_every == 0 and accelerator.is_main_process:
-            save_state(checkpoint, model=accelerator.unwrap_model(vae).state_dict(),
+            save_state(checkpoint, run=run_identity(args), model=accelerator.unwrap_model(vae).state_dict(),
                        optimizer=optimizer.state_dict(), step=step, seconds=time.time() - started,
                        psnr_ema=running)
     progress.close()
@@ -174,6 +208,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         summary = {"dataset": args.dataset,
                    "args": {k: v for k, v in vars(args).items() if "dir" not in k and k != "init_vae"},
                    "init_vae": Path(args.init_vae).name if args.init_vae else None,
+                   "init_record": init_training_record(args.init_vae),
                    "steps": step, "train_seconds": round(time.time() - started, 1),
                    "final_train_psnr_ema": running, "parameters": sum(p.numel() for p in model.parameters())}
         atomic_write_json(summary, pipeline_dir / "autoencoder_training.json")

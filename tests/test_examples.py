@@ -257,6 +257,32 @@ def test_train_autoencoder_fine_tunes_only_the_decoder_and_keeps_the_latent_spac
     assert any(not torch.equal(before[n], after[n]) for n in before if n.startswith("decoder."))
     record = json.loads((tmp_path / "pipe" / "autoencoder_training.json").read_text())
     assert record["init_vae"] == "vae" and record["args"]["train_part"] == "decoder"
+    assert record["init_record"] is None  # the starting model carried no training record
+
+
+def test_chained_decoder_fine_tunes_record_every_stage_and_label_their_total(tmp_path):
+    from benchmarks.results_io import autoencoder_label, training_stages
+
+    data_dir = write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=4))
+    (tmp_path / "base").mkdir()
+    make_tiny_vae().save_pretrained(tmp_path / "base" / "vae")
+    base_record = {"dataset": "toy", "args": {"max_steps": 7}, "steps": 7}
+    (tmp_path / "base" / "autoencoder_training.json").write_text(json.dumps(base_record))
+    assert autoencoder_label(tmp_path / "base") is None  # trained from scratch: no fine-tune
+    common = ["--dataset", str(data_dir), "--train_part", "decoder", "--batch_size", "4", "--warmup_steps", "1",
+              "--mixed_precision", "no"]
+    script = load_example("train_autoencoder")
+    script.main([*common, "--init_vae", str(tmp_path / "base" / "vae"), "--pipeline_dir", str(tmp_path / "ft1"),
+                 "--checkpoint_dir", str(tmp_path / "ckpt1"), "--max_steps", "2", "--checkpoint_every", "1"])
+    with pytest.raises(SystemExit, match="--checkpoint_dir"):  # ckpt1 holds the run from base, not from ft1
+        script.main([*common, "--init_vae", str(tmp_path / "ft1" / "vae"), "--pipeline_dir", str(tmp_path / "ft2"),
+                     "--checkpoint_dir", str(tmp_path / "ckpt1"), "--max_steps", "3"])
+    script.main([*common, "--init_vae", str(tmp_path / "ft1" / "vae"), "--pipeline_dir", str(tmp_path / "ft2"),
+                 "--checkpoint_dir", str(tmp_path / "ckpt2"), "--max_steps", "3"])
+    stages = training_stages(json.loads((tmp_path / "ft2" / "autoencoder_training.json").read_text()))
+    assert [stage["steps"] for stage in stages] == [7, 2, 3]
+    assert autoencoder_label(tmp_path / "ft1") == "decoder fine-tuned 2 steps"
+    assert autoencoder_label(tmp_path / "ft2") == "decoder fine-tuned 5 steps"
 
 
 def test_train_autoencoder_refuses_a_decoder_fine_tune_without_a_starting_model(tmp_path, capsys):
