@@ -2,8 +2,8 @@
 
 1. **Fit** (resumable class by class): a seeded subset of ``--fit_per_class`` training images per
    class is encoded and DDIM-inverted once, in stages, and folded into per-class Gaussians at every
-   depth of ``--depths`` (inversion steps on the 50-step grid); DDPM forward noising to the default
-   depth is fitted too. The inversion throughput (images per second) is recorded.
+   depth of ``--depths`` (inversion steps on the 50-step grid); DDPM forward noising is fitted at
+   the same depths. The inversion throughput (images per second) is recorded.
 2. **Cells** (resumable one by one), each evaluated under the soft-label protocol (D3HR's own) and
    the hard-label protocol where listed, with random real subsets of the same size under the same
    protocol object beside them. A cell is ``--sets`` independent sets (set ``k`` is made with seed
@@ -12,7 +12,7 @@
    deviation over all of them. At IPC 10 the accuracy of one random real subset varies by several
    points from draw to draw, more than between networks trained on one set, so one set per cell
    would rank methods by the luck of a draw:
-   - D3HR at IPC 1 and 10 (default depth, ``--candidates`` groups per class);
+   - D3HR at IPC 1 and 10 (``--default_depth``, ``--candidates`` groups per class);
    - ablations at IPC 1 and 10 under both protocols: DDPM noising instead of DDIM inversion; a plain
      random draw from the Gaussian instead of group sampling (one candidate); the inversion-depth
      sweep at IPC 10 (soft labels);
@@ -82,7 +82,7 @@ RANDOM_SUBSET, AUTOENCODED_SUBSET = "random real subset", "random real subset, a
 SAME_STORAGE_SUBSET = "random real subset, D3HR's storage"
 CELL_FAMILIES = ("d3hr", "ddpm", "draw", "depths", "references")
 CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser", "fit_per_class", "sets",
-            "autoencoder")
+            "autoencoder", "inversion_steps")
 
 
 def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, Any]:
@@ -94,8 +94,8 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
     latents = encode_training_latents(subset, codec, LatentCache(ROOT / "runs" / "latent-cache"))
     dim = latents[0].numel()
     depths = sorted(args.depths)
-    key = {"fit_per_class": args.fit_per_class, "depths": depths, "guidance": args.guidance, "pipeline": args.pipeline,
-           "denoiser": denoiser_label(args.pipeline)}
+    key = {"fit_per_class": args.fit_per_class, "depths": depths, "ddpm_depths": depths, "guidance": args.guidance,
+           "pipeline": args.pipeline, "denoiser": denoiser_label(args.pipeline)}
     decoder = autoencoder_label(args.pipeline)
     suffix = "" if decoder is None else "-" + decoder.replace(" ", "-")
     state_file = STATES / f"fit-{args.fit_per_class}-g{args.guidance:g}{suffix}.pt"
@@ -105,12 +105,11 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
     else:
         state = {"key": key, "done": [], "invert_seconds": 0.0, "inverted": 0,
                  "ddim": {d: GaussianAccumulator(10, dim).state_dict() for d in depths},
-                 "ddpm": GaussianAccumulator(10, dim).state_dict()}
-    accumulators = {d: GaussianAccumulator(10, dim) for d in depths}
-    for depth, accumulator in accumulators.items():
-        accumulator.load_state_dict(state["ddim"][depth])
-    ddpm = GaussianAccumulator(10, dim)
-    ddpm.load_state_dict(state["ddpm"])
+                 "ddpm": {d: GaussianAccumulator(10, dim).state_dict() for d in depths}}
+    accumulators = {noising: {d: GaussianAccumulator(10, dim) for d in depths} for noising in ("ddim", "ddpm")}
+    for noising, by_depth in accumulators.items():
+        for depth, accumulator in by_depth.items():
+            accumulator.load_state_dict(state[noising][depth])
     denoiser = GuidedDenoiser(pipe.transformer, args.guidance)
     _, inverter = ddim_schedulers(pipe.scheduler, base.num_inference_steps)
     for class_index in range(10):
@@ -121,19 +120,20 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
             started, current, reached = time.time(), batch_latents, 0
             for depth in depths:
                 current = ddim_invert(denoiser, inverter, current, labels, depth, start_step=reached)
-                accumulators[depth].update(current, labels)
+                accumulators["ddim"][depth].update(current, labels)
                 reached = depth
             state["invert_seconds"] += time.time() - started
             state["inverted"] += len(rows)
-            ddpm.update(pipe.invert(batch_latents, labels, base.replace(noising="ddpm"), batch), labels)
+            for depth in depths:  # forward noising costs no network evaluation: fitted at every depth
+                noised = pipe.invert(batch_latents, labels, base.replace(noising="ddpm", inversion_steps=depth), batch)
+                accumulators["ddpm"][depth].update(noised, labels)
         state["done"].append(class_index)
-        state["ddim"] = {d: a.state_dict() for d, a in accumulators.items()}
-        state["ddpm"] = ddpm.state_dict()
+        for noising, by_depth in accumulators.items():
+            state[noising] = {d: a.state_dict() for d, a in by_depth.items()}
         save_state(state_file, **state)
         print(f"fitted class {class_index} ({state['inverted']} images inverted, "
               f"{state['inverted'] / state['invert_seconds']:.1f} img/s to depth {depths[-1]})", flush=True)
-    fits = {("ddim", d): a.finalize() for d, a in accumulators.items()}
-    fits[("ddpm", base.inversion_steps)] = ddpm.finalize()
+    fits = {(noising, d): a.finalize() for noising, by_depth in accumulators.items() for d, a in by_depth.items()}
     return {"fits": fits, "inverter": inverter, "latent_shape": list(latents.shape[1:]), "state": state}
 
 
@@ -291,17 +291,18 @@ def margin(main: dict[str, Any], other: Optional[dict[str, Any]]) -> Optional[st
 
 def ablation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """D3HR beside its two paper ablations (DDPM noising, one random draw), where both were run."""
-    like = ("denoiser", "autoencoder", "guidance", "ipc", "protocol", "fit_per_class")
+    like = ("denoiser", "autoencoder", "guidance", "ipc", "protocol", "fit_per_class", "inversion_steps")
     rows = []
     for main in (r for r in records if r.get("variant") == "d3hr"):
         ddpm, draw = matching(records, "ddpm-noising", main, like), matching(records, "random-draw (m=1)", main, like)
         if ddpm is None and draw is None:
             continue
-        rows.append({**{k: main.get(k) for k in ("denoiser", "autoencoder", "guidance", "ipc", "protocol")},
+        rows.append({**{k: main.get(k) for k in ("denoiser", "autoencoder", "guidance", "timestep", "ipc", "protocol")},
                      "sets": set_count(main),
                      "d3hr": accuracy(main), "ddpm": accuracy(ddpm), "inversion_ahead": margin(main, ddpm),
                      "draw": accuracy(draw), "groups_ahead": margin(main, draw)})
-    return sorted(rows, key=lambda r: (-r["sets"], r["denoiser"], r["autoencoder"] or "", r["ipc"], r["protocol"]))
+    return sorted(rows, key=lambda r: (-r["sets"], r["denoiser"], r["autoencoder"] or "", r["timestep"], r["ipc"],
+                                       r["protocol"]))
 
 
 def quality_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -334,7 +335,8 @@ def write_tables() -> None:
     earlier = quality_rows([r for r in records if set_count(r) == 1])
     storage_bytes = next((r["d3hr_bytes_per_class"] for r in records if r.get("variant") == SAME_STORAGE_SUBSET), "?")
     ablations = markdown_table(ablation_rows(records), [
-        ("denoiser", "denoiser"), ("autoencoder", "autoencoder"), ("guidance", "guidance"), ("IPC", "ipc"),
+        ("denoiser", "denoiser"), ("autoencoder", "autoencoder"), ("guidance", "guidance"), ("timestep", "timestep"),
+        ("IPC", "ipc"),
         ("protocol", "protocol"), ("sets", "sets"),
         ("D3HR", "d3hr"), ("DDPM noising instead of inversion", "ddpm"), ("inversion ahead", "inversion_ahead"),
         ("one random draw instead of group sampling", "draw"), ("group sampling ahead", "groups_ahead")])
