@@ -1,0 +1,28 @@
+"""The autoencoder's model card gives every training stage a command that reproduces it."""
+
+from benchmarks.autoencoder import render_card
+
+RECORD = {"parameters": 1000, "scaling_factor": 1.0, "classifier_epochs": 5, "psnr_mean_db": 29.5,
+          "psnr_dataset_db": 27.4, "acc_original": 90.6, "acc_reconstructed": 90.0, "acc_drop": 0.6}
+BASE = {"dataset": "fashion-mnist", "steps": 3500, "train_seconds": 600.0, "init_record": None,
+        "args": {"max_steps": 3500, "batch_size": 128, "learning_rate": 0.001, "warmup_steps": 200,
+                 "kl_weight": 1e-6, "mixed_precision": "bf16", "seed": 0, "train_part": "all"}}
+FINE_TUNE = {"dataset": "fashion-mnist", "steps": 2000, "train_seconds": 120.0, "init_vae": "vae", "init_record": BASE,
+             "args": {**BASE["args"], "max_steps": 2000, "learning_rate": 0.0003, "train_part": "decoder"}}
+
+
+def test_card_of_a_fine_tuned_autoencoder_names_both_stages_in_order_each_with_its_own_folders():
+    card = render_card(RECORD, FINE_TUNE)
+    training = card[card.index("## Training"):card.index("## Quality")]
+    first, second = training.index("### Stage 1: training"), training.index("### Stage 2: decoder fine-tune")
+    assert first < second
+    assert "--max_steps 3500" in training[first:second] and "--train_part" not in training[first:second]
+    stage_two = training[second:]
+    assert "--init_vae stage-1/vae --train_part decoder" in stage_two and "--max_steps 2000" in stage_two
+    assert "--checkpoint_dir runs/stage-2" in stage_two  # not stage 1's checkpoint, which would be resumed
+    assert "about 4.3 epochs" in stage_two and "encoder" in stage_two
+
+
+def test_card_of_an_autoencoder_trained_once_has_one_stage():
+    card = render_card(RECORD, BASE)
+    assert "### Stage 1: training" in card and "Stage 2" not in card
