@@ -71,9 +71,14 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init_vae", default=None,
                         help="start from this AutoencoderKL folder instead of a freshly initialised one")
+    parser.add_argument("--latent_channels", type=int, default=4,
+                        help="latent channels of a freshly initialised autoencoder (the default design has 4)")
     parser.add_argument("--train_part", default="all", choices=sorted(TRAINABLE_PARTS),
                         help="'all', or 'decoder' (encoder frozen: latent space and scaling factor kept)")
     args = parser.parse_args(argv)
+    if args.init_vae is not None and args.latent_channels != 4:
+        parser.error("--latent_channels shapes a fresh autoencoder; --init_vae keeps the channels of the model it "
+                     "names: drop one of the two.")
     if args.train_part != "all" and args.init_vae is None:
         parser.error(f"--train_part {args.train_part} fine-tunes an existing autoencoder: name it with --init_vae "
                      "(e.g. src/latent_distill/pretrained/fashion-mnist/vae).")
@@ -109,7 +114,8 @@ def learning_rate_at(step: int, args: argparse.Namespace) -> float:
 
 @torch.no_grad()
 def measure_scaling_factor(vae, images: torch.Tensor, count: int = 5000) -> float:
-    """Returns 1 / std of the posterior means of ``count`` images."""
+    """Returns 1 / std of the posterior means of the first ``count`` images (all of them when fewer)."""
+    count = min(count, len(images))
     latents = [vae.encode(uint8_to_float(images[i: i + 500])).latent_dist.mean for i in range(0, count, 500)]
     return float(1.0 / torch.cat(latents).std())
 
@@ -150,7 +156,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
     images = load_training_images(args.dataset)
-    vae = AutoencoderKL.from_pretrained(args.init_vae) if args.init_vae else build_fashion_mnist_autoencoder()
+    vae = (AutoencoderKL.from_pretrained(args.init_vae) if args.init_vae
+           else build_fashion_mnist_autoencoder(args.latent_channels))
     trainable = TRAINABLE_PARTS[args.train_part](vae)
     vae.requires_grad_(False)
     for parameter in trainable:

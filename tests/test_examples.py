@@ -285,6 +285,24 @@ def test_chained_decoder_fine_tunes_record_every_stage_and_label_their_total(tmp
     assert autoencoder_label(tmp_path / "ft2") == "decoder fine-tuned 5 steps"
 
 
+def test_train_autoencoder_builds_a_fresh_autoencoder_with_the_latent_channels_asked_for(tmp_path):
+    data_dir = write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=2))
+    load_example("train_autoencoder").main([
+        "--dataset", str(data_dir), "--latent_channels", "8", "--pipeline_dir", str(tmp_path / "pipe"),
+        "--checkpoint_dir", str(tmp_path / "ckpt"), "--max_steps", "1", "--batch_size", "2", "--warmup_steps", "1",
+        "--mixed_precision", "no"])
+    from diffusers import AutoencoderKL
+
+    assert AutoencoderKL.from_pretrained(tmp_path / "pipe" / "vae").config.latent_channels == 8
+
+
+def test_train_autoencoder_refuses_latent_channels_for_an_existing_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load_example("train_autoencoder").main(["--init_vae", str(tmp_path / "vae"), "--latent_channels", "8",
+                                                "--checkpoint_dir", str(tmp_path / "ckpt")])
+    assert "--latent_channels" in capsys.readouterr().err
+
+
 def test_train_autoencoder_refuses_a_decoder_fine_tune_without_a_starting_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load_example("train_autoencoder").main(["--train_part", "decoder", "--checkpoint_dir", str(tmp_path / "ckpt")])

@@ -14,12 +14,19 @@ from diffusers import AutoencoderKL
 DEFAULT_PIPELINE_PATH = Path(__file__).parent / "pretrained" / "fashion-mnist"
 
 
-def fashion_mnist_autoencoder_config() -> dict:
+def fashion_mnist_autoencoder_config(latent_channels: int = 4) -> dict:
     """Returns the ``AutoencoderKL`` config of the default autoencoder.
 
     An SD-VAE-like design scaled to 28x28 grey images: three resolution levels (28, 14, 7), two
     ResNet blocks each, an attention mid-block, 4 latent channels. Latents are ``4x7x7`` (196 values)
     for a 784-value image, so one image's storage holds four latents.
+
+    Args:
+        latent_channels: channels of the ``7x7`` latent (4 for the default; more keep more detail
+            and store fewer latents per image's bytes).
+
+    Returns:
+        The ``AutoencoderKL`` keyword arguments.
     """
     return dict(
         in_channels=1,
@@ -28,15 +35,16 @@ def fashion_mnist_autoencoder_config() -> dict:
         up_block_types=("UpDecoderBlock2D",) * 3,
         block_out_channels=(32, 64, 128),
         layers_per_block=2,
-        latent_channels=4,
+        latent_channels=latent_channels,
         norm_num_groups=32,
         sample_size=28,
     )
 
 
-def build_fashion_mnist_autoencoder() -> AutoencoderKL:
-    """Builds a freshly initialised default autoencoder."""
-    return AutoencoderKL(**fashion_mnist_autoencoder_config())
+def build_fashion_mnist_autoencoder(latent_channels: int = 4) -> AutoencoderKL:
+    """Builds a freshly initialised default autoencoder (``latent_channels`` as in
+    :func:`fashion_mnist_autoencoder_config`)."""
+    return AutoencoderKL(**fashion_mnist_autoencoder_config(latent_channels))
 
 
 BUILTIN_PREFIX = "latent_distill://"
