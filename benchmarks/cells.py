@@ -7,8 +7,13 @@ interrupted benchmark resumes at the first cell without a record.
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
+
+import torch
+
+from latent_distill.evaluation import evaluate_synthetic
 
 from .results_io import has_record, peak_rss_mb, upsert_record
 
@@ -49,3 +54,36 @@ def run_cell(benchmark: str, fields: Mapping[str, Any], compute: Callable[[], di
     upsert_record(benchmark, record, key)
     print(summary.format(**record), flush=True)
     return record
+
+
+def evaluate_sets(make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]], test, protocol,
+                  teacher: Optional[torch.nn.Module], sets: int, runs: int) -> dict[str, Any]:
+    """Evaluates ``sets`` independent sets, set ``k`` made by ``make_set(k)``, each trained ``runs``
+    times (networks seeded ``k * runs``, ..., so set ``k`` of every method meets the same networks).
+
+    Args:
+        make_set: ``seed -> (float images in [-1, 1], int64 labels)``.
+        test: the real test split.
+        protocol: the evaluation protocol.
+        teacher: the soft-label protocol's teacher (``None`` for hard labels).
+        sets: independent sets.
+        runs: trained networks per set.
+
+    Returns:
+        The cell's measured fields: accuracy mean and std over every (set, run), each set's mean,
+        and the seconds per set spent making and evaluating sets.
+    """
+    accuracies, set_means, make_seconds, eval_seconds = [], [], 0.0, 0.0
+    for set_seed in range(sets):
+        started = time.time()
+        images, labels = make_set(set_seed)
+        make_seconds += time.time() - started
+        result = evaluate_synthetic(images, labels, test, protocol, runs=runs, seed=set_seed * runs,
+                                    teacher=teacher, torch_compile=True, progress=False)
+        accuracies += result.accuracies
+        set_means.append(round(result.acc_mean, 2))
+        eval_seconds += result.seconds
+    return {"arch": "convnet-3", "eval_epochs": protocol.epochs, "sets": sets, "runs": runs,
+            "acc_mean": round(statistics.fmean(accuracies), 2), "acc_std": round(statistics.pstdev(accuracies), 2),
+            "accuracies": [round(a, 2) for a in accuracies], "set_means": set_means,
+            "distill_seconds": round(make_seconds / sets, 1), "eval_seconds": round(eval_seconds / sets, 1)}

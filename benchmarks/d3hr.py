@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from typing import Any, Callable, Optional
 
@@ -56,7 +55,6 @@ from latent_distill.evaluation import (
     HardLabelProtocol,
     SoftLabelProtocol,
     configure_threads,
-    evaluate_synthetic,
     random_subset,
     train_teacher,
 )
@@ -144,32 +142,6 @@ def gaussians_at(fitted: dict[str, Any], noising: str, depth: int) -> FittedGaus
         latent_shape=fitted["latent_shape"], class_names=[str(c) for c in range(10)], image_shape=[1, 28, 28])
 
 
-def evaluate_sets(make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]], test, protocol, teacher,
-                  args: argparse.Namespace) -> dict[str, Any]:
-    """Evaluates ``args.sets`` independent sets, set ``k`` made by ``make_set(k)``, each trained
-    ``args.runs`` times (networks seeded ``k * runs``, ..., so set ``k`` of every method meets the
-    same networks).
-
-    Returns:
-        The cell's measured fields: accuracy mean and std over every (set, run), each set's mean,
-        and the seconds per set spent making and evaluating sets.
-    """
-    accuracies, set_means, make_seconds, eval_seconds = [], [], 0.0, 0.0
-    for set_seed in range(args.sets):
-        started = time.time()
-        images, labels = make_set(set_seed)
-        make_seconds += time.time() - started
-        result = evaluate_synthetic(images, labels, test, protocol, runs=args.runs, seed=set_seed * args.runs,
-                                    teacher=teacher, torch_compile=True, progress=False)
-        accuracies += result.accuracies
-        set_means.append(round(result.acc_mean, 2))
-        eval_seconds += result.seconds
-    return {"arch": "convnet-3", "eval_epochs": protocol.epochs, "sets": args.sets, "runs": args.runs,
-            "acc_mean": round(statistics.fmean(accuracies), 2), "acc_std": round(statistics.pstdev(accuracies), 2), "accuracies": [round(a, 2) for a in accuracies],
-            "set_means": set_means, "distill_seconds": round(make_seconds / args.sets, 1),
-            "eval_seconds": round(eval_seconds / args.sets, 1)}
-
-
 def run_cell(fields: dict[str, Any], compute: Callable[[], dict[str, Any]], redo: bool) -> None:
     """Runs one cell (IPC images per class) with :func:`~benchmarks.cells.run_cell`, untimed."""
     cells.run_cell("d3hr", {"budget": "count", **fields}, compute, CELL_KEY, redo=redo, timed=False,
@@ -195,7 +167,8 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
                                                                   guidance_scale=args.guidance, inversion_steps=depth))
                 return uint8_to_float(output.images), output.labels
 
-            return evaluate_sets(make_set, test, protocols[kind], teacher if kind == "soft" else None, args)
+            return cells.evaluate_sets(make_set, test, protocols[kind], teacher if kind == "soft" else None,
+                                       args.sets, args.runs)
 
         timestep = inversion_timestep(fitted["inverter"], depth)
         run_cell({"method": "d3hr", "variant": variant, "noising": noising, "inversion_steps": depth,
@@ -217,7 +190,8 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
                         images, labels = random_subset(train, ipc, seed=seed)
                         return transform(images), labels
 
-                    return evaluate_sets(make_set, test, protocol, teacher if kind == "soft" else None, args)
+                    return cells.evaluate_sets(make_set, test, protocol, teacher if kind == "soft" else None,
+                                               args.sets, args.runs)
 
                 decoder = autoencoder_label(args.pipeline) if variant == AUTOENCODED_SUBSET else None
                 run_cell({"method": "random-subset", "variant": variant, "ipc": ipc, "samples_per_class": ipc,
@@ -240,8 +214,8 @@ def storage_cells(pipe, fitted, train, test, teacher, protocols, args) -> None:
     count = per_class // train.images[0].numel()
     for kind, protocol in protocols.items():
         def compute(kind=kind, protocol=protocol) -> dict[str, Any]:
-            return evaluate_sets(lambda seed: random_subset(train, count, seed=seed), test, protocol,
-                                 teacher if kind == "soft" else None, args)
+            return cells.evaluate_sets(lambda seed: random_subset(train, count, seed=seed), test, protocol,
+                                       teacher if kind == "soft" else None, args.sets, args.runs)
 
         run_cell({"method": "random-subset", "variant": SAME_STORAGE_SUBSET, "ipc": count, "samples_per_class": count,
                   "protocol": kind, "d3hr_bytes_per_class": per_class, "sets": args.sets}, compute, args.redo)
