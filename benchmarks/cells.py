@@ -57,7 +57,7 @@ def run_cell(benchmark: str, fields: Mapping[str, Any], compute: Callable[[], di
 
 
 def evaluate_sets(make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]], test, protocol,
-                  teacher: Optional[torch.nn.Module], sets: int, runs: int) -> dict[str, Any]:
+                  teacher: Optional[torch.nn.Module], sets: int, runs: int, torch_compile: bool = True) -> dict[str, Any]:
     """Evaluates ``sets`` independent sets, set ``k`` made by ``make_set(k)``, each trained ``runs``
     times (networks seeded ``k * runs``, ..., so set ``k`` of every method meets the same networks).
 
@@ -68,6 +68,7 @@ def evaluate_sets(make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]], 
         teacher: the soft-label protocol's teacher (``None`` for hard labels).
         sets: independent sets.
         runs: trained networks per set.
+        torch_compile: compile the networks trained.
 
     Returns:
         The cell's measured fields: accuracy mean and std over every (set, run), each set's mean,
@@ -79,7 +80,7 @@ def evaluate_sets(make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]], 
         images, labels = make_set(set_seed)
         make_seconds += time.time() - started
         result = evaluate_synthetic(images, labels, test, protocol, runs=runs, seed=set_seed * runs,
-                                    teacher=teacher, torch_compile=True, progress=False)
+                                    teacher=teacher, torch_compile=torch_compile, progress=False)
         accuracies += result.accuracies
         set_means.append(round(result.acc_mean, 2))
         eval_seconds += result.seconds
