@@ -275,7 +275,7 @@ def ablation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "sets": set_count(main),
                      "d3hr": accuracy(main), "ddpm": accuracy(ddpm), "inversion_ahead": margin(main, ddpm),
                      "draw": accuracy(draw), "groups_ahead": margin(main, draw)})
-    return sorted(rows, key=lambda r: (-r["sets"], r["denoiser"], r["autoencoder"] or "", r["timestep"], r["ipc"],
+    return sorted(rows, key=lambda r: (-r["sets"], r["denoiser"], r["autoencoder"] or "", -(r["timestep"] or 0), r["ipc"],
                                        r["protocol"]))
 
 
@@ -283,7 +283,7 @@ def quality_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every record as a table row, D3HR's beside the random real subsets with as many sets."""
     rows = []
     for record in sorted(records, key=lambda r: (r["method"] != "d3hr", r["ipc"], r["protocol"], r["variant"],
-                                                 r.get("autoencoder") or "")):
+                                                 r.get("autoencoder") or "", -(r.get("timestep") or 0))):
         is_d3hr = record["method"] == "d3hr"
         reference = matching(records, RANDOM_SUBSET, record, ("ipc", "protocol")) if is_d3hr else None
         storage = matching(records, SAME_STORAGE_SUBSET, record, ("protocol",)) if is_d3hr else None
