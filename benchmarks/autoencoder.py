@@ -17,6 +17,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 from diffusers import AutoencoderKL
@@ -88,16 +89,29 @@ def stage_description(stage: dict) -> str:
 
 
 def training_section(summary: dict) -> str:
-    """The card's training section: every stage's command and description, in order."""
+    """The card's training section: the command and description of each stage, in order (a model
+    trained in several stages names each stage's folders, so no stage resumes another's checkpoint)."""
     stages = training_stages(summary)
+    if len(stages) == 1:
+        return f"```bash\n{stage_command(stages[0], '')}\n```\n\n{stage_description(stages[0])}\n"
     parts = []
     for number, stage in enumerate(stages, start=1):
-        previous = "stage-1" if number == 1 else f"stage-{number - 1}"
         title = f"Stage {number}: " + ("decoder fine-tune" if stage.get("args", {}).get("train_part") == "decoder"
                                        else "training")
-        command = stage_command(stage, previous) + f" --pipeline_dir stage-{number} --checkpoint_dir runs/stage-{number}"
+        command = (stage_command(stage, f"stage-{number - 1}")
+                   + f" --pipeline_dir stage-{number} --checkpoint_dir runs/stage-{number}")
         parts.append(f"### {title}\n\n```bash\n{command}\n```\n\n{stage_description(stage)}\n")
     return "\n".join(parts)
+
+
+def subset_paragraph(record: dict) -> str:
+    """What the autoencoder costs a distilled set, for the card (empty when not measured)."""
+    if "subset_soft" not in record:
+        return ""
+    return (f"\nRandom real subsets of 10 images per class passed through it ({record['subset_sets']} subsets, "
+            f"ConvNet-3): {record['subset_soft']} under D3HR's soft-label protocol, {record['subset_hard']} under "
+            "the hard-label protocol (the same subsets, not autoencoded: the `random real subset` rows of "
+            "`benchmarks/results/d3hr.md`).\n")
 
 
 def render_card(record: dict, summary: dict) -> str:
@@ -136,7 +150,7 @@ storage holds four latents: the latent space of latent-distill's offline default
 Measured by `python -m benchmarks.autoencoder` (reconstruction from the posterior mean; the classifier
 is a ConvNet-3, width 128, instance norm, trained {record['classifier_epochs']} epochs on the real training images):
 
-{table}
+{table}{subset_paragraph(record)}
 ## Use
 
 ```python
@@ -184,6 +198,37 @@ def autoencoded_subset_figures(codec: LatentCodec, train, test, sets: int, cache
     return figures
 
 
+def training_summary(model: str) -> Optional[str]:
+    """How a benchmarked autoencoder was trained, stage by stage, from the record beside it.
+
+    Args:
+        model: the record's ``model`` (a folder inside ``src/`` or the repository).
+
+    Returns:
+        e.g. ``3500 steps + 2000 decoder steps``, or ``None`` when no training record is found.
+    """
+    for root in (ROOT / "src", ROOT):
+        path = root / model / ".." / "autoencoder_training.json"
+        if path.exists():
+            stages = training_stages(json.loads(path.read_text()))
+            return " + ".join(f"{stage['steps']} {'decoder ' if stage.get('args', {}).get('train_part') == 'decoder' else ''}"
+                              "steps" for stage in stages)
+    return None
+
+
+def write_tables(records: list[dict]) -> None:
+    """Writes ``benchmarks/results/autoencoder.md`` and the README's section from the records."""
+    rows = [{**record, "training": training_summary(record["model"])} for record in records]
+    table = markdown_table(rows, [
+        ("model", "model"), ("training", "training"), ("latent", "latent_shape"), ("PSNR mean (dB)", "psnr_mean_db"),
+        ("PSNR dataset (dB)", "psnr_dataset_db"), ("acc. original", "acc_original"),
+        ("acc. reconstructed", "acc_reconstructed"), ("drop", "acc_drop"),
+        ("IPC 10 subsets, autoencoded, soft", "subset_soft"), ("hard", "subset_hard"), ("commit", "git_commit"),
+    ])
+    write_markdown("autoencoder", "# Autoencoder quality (Fashion-MNIST test set)\n\n" + table + SUBSET_NOTE)
+    replace_section(ROOT / "README.md", "autoencoder", "\n" + table + SUBSET_NOTE + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vae", default=str(DEFAULT_PIPELINE_PATH / "vae"))
@@ -225,14 +270,7 @@ def main() -> None:
         record.update(autoencoded_subset_figures(codec, train, test, args.subset_sets, args.cache_dir))
     record.update({"seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb()})
     records = upsert_record("autoencoder", record, key=("model",))
-    table = markdown_table(records, [
-        ("model", "model"), ("latent", "latent_shape"), ("PSNR mean (dB)", "psnr_mean_db"),
-        ("PSNR dataset (dB)", "psnr_dataset_db"), ("acc. original", "acc_original"),
-        ("acc. reconstructed", "acc_reconstructed"), ("drop", "acc_drop"),
-        ("IPC 10 subsets, autoencoded, soft", "subset_soft"), ("hard", "subset_hard"), ("commit", "git_commit"),
-    ])
-    write_markdown("autoencoder", "# Autoencoder quality (Fashion-MNIST test set)\n\n" + table + SUBSET_NOTE)
-    replace_section(ROOT / "README.md", "autoencoder", "\n" + table + "\n")
+    write_tables(records)
     # The model card describes the shipped autoencoder; any other (a candidate) gets a results row only.
     if Path(args.vae).resolve() == (DEFAULT_PIPELINE_PATH / "vae").resolve():
         training_record = Path(args.vae).parent / "autoencoder_training.json"

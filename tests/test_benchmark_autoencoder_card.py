@@ -25,4 +25,5 @@ def test_card_of_a_fine_tuned_autoencoder_names_both_stages_in_order_each_with_i
 
 def test_card_of_an_autoencoder_trained_once_has_one_stage():
     card = render_card(RECORD, BASE)
-    assert "### Stage 1: training" in card and "Stage 2" not in card
+    assert "Stage" not in card and "--pipeline_dir" not in card
+    assert "accelerate launch examples/train_autoencoder.py --max_steps 3500" in card
