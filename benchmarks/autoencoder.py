@@ -36,6 +36,7 @@ from latent_distill.evaluation import (
 
 from .cells import evaluate_sets
 from .results_io import (
+    AUTOENCODER_CARD,
     ROOT,
     markdown_table,
     peak_rss_mb,
@@ -43,9 +44,10 @@ from .results_io import (
     training_stages,
     upsert_record,
     write_markdown,
+    write_pipeline_readme,
 )
 
-CARD = ROOT / "model_cards" / "fashion-mnist-autoencoder.md"
+CARD = AUTOENCODER_CARD
 
 
 def psnr_figures(original: torch.Tensor, reconstruction: torch.Tensor) -> tuple[float, float]:
@@ -277,7 +279,7 @@ def main() -> None:
         summary = json.loads(training_record.read_text()) if training_record.exists() else {}
         card = render_card(record, summary)
         atomic_write_text(card, CARD)
-        atomic_write_text(card, Path(args.vae).parent / "README.md")
+        write_pipeline_readme(Path(args.vae).parent)
     print(json.dumps(record, indent=2))
 
 

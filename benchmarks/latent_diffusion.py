@@ -48,17 +48,18 @@ from latent_distill.evaluation import (
 from latent_distill.seeding import generator_for
 
 from .results_io import (
+    DENOISER_CARD,
     ROOT,
     load_records,
     markdown_table,
     peak_rss_mb,
     upsert_record,
     write_markdown,
+    write_pipeline_readme,
 )
 
-CARD = ROOT / "model_cards" / "fashion-mnist-dit.md"
+CARD = DENOISER_CARD
 GRID = ROOT / "model_cards" / "fashion-mnist-dit-samples.png"
-AUTOENCODER_CARD = ROOT / "model_cards" / "fashion-mnist-autoencoder.md"
 
 
 @torch.no_grad()
@@ -180,13 +181,6 @@ pipe = D3HRPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)   # vae + transformer
 """
 
 
-def merge_pipeline_readme(dit_card: str) -> str:
-    """The pipeline folder's README: the autoencoder card followed by the denoiser card's body."""
-    autoencoder = AUTOENCODER_CARD.read_text() if AUTOENCODER_CARD.exists() else ""
-    body = dit_card.split("---\n", 2)[2]
-    return autoencoder.rstrip() + "\n\n" + body.replace("\n# ", "\n## ", 1)
-
-
 def training_lineage(pipeline: Path) -> dict:
     """The training record of a pipeline folder's denoiser (``{}`` when it has none)."""
     path = Path(pipeline) / "latent_diffusion_training.json"
@@ -285,7 +279,7 @@ def main() -> None:
         shipped = [r for r in measured if r["model"] == model]
         card = render_card(shipped, training)
         atomic_write_text(card, CARD)
-        atomic_write_text(merge_pipeline_readme(card), Path(args.pipeline) / "README.md")
+        write_pipeline_readme(Path(args.pipeline))
 
 
 if __name__ == "__main__":

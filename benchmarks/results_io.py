@@ -117,6 +117,22 @@ def denoiser_label(pipeline: Any) -> Optional[str]:
     return f"{Path(pipeline).name}-dit@{training.get('total_steps', training.get('steps'))}"
 
 
+AUTOENCODER_CARD = ROOT / "model_cards" / "fashion-mnist-autoencoder.md"
+DENOISER_CARD = ROOT / "model_cards" / "fashion-mnist-dit.md"
+
+
+def write_pipeline_readme(pipeline: Path) -> None:
+    """Writes a pipeline folder's ``README.md`` from the shipped model cards: the autoencoder card,
+    then the denoiser card's body (either benchmark that renders a card calls this, so neither
+    overwrites the other's half)."""
+    autoencoder = AUTOENCODER_CARD.read_text() if AUTOENCODER_CARD.exists() else ""
+    text = autoencoder.rstrip() + "\n"
+    if DENOISER_CARD.exists():
+        body = DENOISER_CARD.read_text().split("---\n", 2)[2]
+        text += "\n" + body.replace("\n# ", "\n## ", 1)
+    atomic_write_text(text, Path(pipeline) / "README.md")
+
+
 def training_stages(record: Optional[dict]) -> list[dict]:
     """The stages of an ``autoencoder_training.json`` record, first stage first.
 

@@ -27,3 +27,17 @@ def test_card_of_an_autoencoder_trained_once_has_one_stage():
     card = render_card(RECORD, BASE)
     assert "Stage" not in card and "--pipeline_dir" not in card
     assert "accelerate launch examples/train_autoencoder.py --max_steps 3500" in card
+
+
+def test_pipeline_readme_keeps_both_model_cards(tmp_path, monkeypatch):
+    import benchmarks.results_io as results_io
+
+    (tmp_path / "ae.md").write_text("---\nlibrary_name: diffusers\n---\n\n# Autoencoder\n\nencoder text\n")
+    (tmp_path / "dit.md").write_text("---\nlibrary_name: diffusers\n---\n\n# DiT\n\ndenoiser text\n")
+    monkeypatch.setattr(results_io, "AUTOENCODER_CARD", tmp_path / "ae.md")
+    monkeypatch.setattr(results_io, "DENOISER_CARD", tmp_path / "dit.md")
+    results_io.write_pipeline_readme(tmp_path)
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("---\nlibrary_name: diffusers\n---")  # one front matter: the autoencoder's
+    assert readme.index("# Autoencoder") < readme.index("## DiT") and "denoiser text" in readme
+    assert readme.count("library_name") == 1
