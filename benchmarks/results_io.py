@@ -15,7 +15,9 @@ import fcntl
 import json
 import re
 import resource
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -75,9 +77,31 @@ def window_peak_rss_mb() -> float:
     return peak if peak is not None else peak_rss_mb()
 
 
+def invocation(argv: Optional[Sequence[str]] = None) -> str:
+    """The command line of this process as typed from the repository root.
+
+    Args:
+        argv: the arguments (``sys.argv`` when ``None``).
+
+    Returns:
+        ``python -m benchmarks.<name> ...`` for a benchmark module, ``python <path> ...`` for another
+        script (its path relative to the repository root where it lies inside it), shell-quoted.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0]).resolve() if argv and argv[0] else None
+    if script is not None and script.suffix == ".py" and script.parent == ROOT / "benchmarks":
+        head = ["python", "-m", f"benchmarks.{script.stem}"]
+    elif script is not None and script.is_relative_to(ROOT):
+        head = ["python", str(script.relative_to(ROOT))]
+    else:
+        head = ["python", *argv[:1]]
+    return shlex.join(head + argv[1:])
+
+
 def stamp(record: dict[str, Any]) -> dict[str, Any]:
-    """Adds ``git_commit`` and ``date`` to a record."""
-    return {**record, "git_commit": git_commit(), "date": datetime.date.today().isoformat()}
+    """Adds ``command`` (this process's :func:`invocation`, unless the record names its own),
+    ``git_commit`` and ``date`` to a record."""
+    return {"command": invocation(), **record, "git_commit": git_commit(), "date": datetime.date.today().isoformat()}
 
 
 def load_records(benchmark: str) -> list[dict[str, Any]]:
@@ -180,16 +204,52 @@ def has_record(benchmark: str, **fields: Any) -> bool:
     return any(all(r.get(k) == v for k, v in fields.items()) for r in load_records(benchmark))
 
 
+class CommandCitations:
+    """Numbers the commands behind a table's records: each row cites ``[k]``, the legend lists them.
+
+    A record made before records kept their command cites its benchmark's module and the commit of the
+    code that made it.
+    """
+
+    def __init__(self) -> None:
+        self.sources: list[str] = []
+
+    def cite(self, record: dict[str, Any]) -> str:
+        """The ``[k]`` of the command (or, lacking one, the module and commit) that made ``record``."""
+        command, commit = record.get("command"), record.get("git_commit", "unknown")
+        module = record.get("benchmark")
+        if command:
+            source = f"`{command}`"
+        elif module and (ROOT / "benchmarks" / f"{module}.py").exists():
+            source = f"`python -m benchmarks.{module}` at commit `{commit}` (its arguments were not recorded)"
+        else:
+            source = f"the code at commit `{commit}` (its command was not recorded)"
+        if source not in self.sources:
+            self.sources.append(source)
+        return f"[{self.sources.index(source) + 1}]"
+
+    def legend(self) -> str:
+        return "Made by: " + "; ".join(f"[{k}] {source}" for k, source in enumerate(self.sources, 1)) + ".\n"
+
+
 def markdown_table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """Renders rows as a markdown table; ``columns`` are ``(header, key)`` pairs."""
+    """Renders rows as a markdown table; ``columns`` are ``(header, key)`` pairs.
+
+    Rows that are benchmark records (they carry ``git_commit``) get a ``made by`` column citing the
+    command that made each, listed under the table.
+    """
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return f"{value:.2f}"
         return "" if value is None else str(value)
 
+    rows, citations = list(rows), CommandCitations()
+    if any("git_commit" in row for row in rows):
+        columns = [*columns, ("made by", "made_by")]
+        rows = [{**row, "made_by": citations.cite(row) if "git_commit" in row else None} for row in rows]
     lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(k)) for _, k in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + ("\n" + citations.legend() if citations.sources else "")
 
 
 def write_markdown(benchmark: str, text: str) -> Path:
