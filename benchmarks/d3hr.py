@@ -80,7 +80,7 @@ RANDOM_SUBSET, AUTOENCODED_SUBSET = "random real subset", "random real subset, a
 SAME_STORAGE_SUBSET = "random real subset, D3HR's storage"
 CELL_FAMILIES = ("d3hr", "ddpm", "draw", "depths", "references")
 CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser", "fit_per_class", "sets",
-            "autoencoder", "inversion_steps")
+            "autoencoder", "inversion_steps", "num_candidates")
 
 
 def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, Any]:
@@ -268,15 +268,18 @@ def ablation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     like = ("denoiser", "autoencoder", "guidance", "ipc", "protocol", "fit_per_class", "inversion_steps")
     rows = []
     for main in (r for r in records if r.get("variant") == "d3hr"):
-        ddpm, draw = matching(records, "ddpm-noising", main, like), matching(records, "random-draw (m=1)", main, like)
+        # DDPM noising changes only the noising: it is run with D3HR's candidate count
+        ddpm = matching(records, "ddpm-noising", main, (*like, "num_candidates"))
+        draw = matching(records, "random-draw (m=1)", main, like)
         if ddpm is None and draw is None:
             continue
         rows.append({**{k: main.get(k) for k in ("denoiser", "autoencoder", "guidance", "timestep", "ipc", "protocol")},
+                     "candidates": main.get("num_candidates"),
                      "sets": set_count(main),
                      "d3hr": accuracy(main), "ddpm": accuracy(ddpm), "inversion_ahead": margin(main, ddpm),
                      "draw": accuracy(draw), "groups_ahead": margin(main, draw)})
     return sorted(rows, key=lambda r: (-r["sets"], r["denoiser"], r["autoencoder"] or "", -(r["timestep"] or 0), r["ipc"],
-                                       r["protocol"]))
+                                       r["protocol"], r["candidates"]))
 
 
 def quality_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -311,7 +314,7 @@ def write_tables() -> None:
     ablations = markdown_table(ablation_rows(records), [
         ("denoiser", "denoiser"), ("autoencoder", "autoencoder"), ("guidance", "guidance"), ("timestep", "timestep"),
         ("IPC", "ipc"),
-        ("protocol", "protocol"), ("sets", "sets"),
+        ("protocol", "protocol"), ("sets", "sets"), ("candidates", "candidates"),
         ("D3HR", "d3hr"), ("DDPM noising instead of inversion", "ddpm"), ("inversion ahead", "inversion_ahead"),
         ("one random draw instead of group sampling", "draw"), ("group sampling ahead", "groups_ahead")])
     notes = ("Fashion-MNIST, ConvNet-3, on the 10,000 test images. Each cell is `sets` independent sets (set k made "

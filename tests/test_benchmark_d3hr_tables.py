@@ -1,0 +1,26 @@
+"""The D3HR benchmark's ablation table pairs each D3HR cell with the ablations it can be compared to."""
+
+from benchmarks.d3hr import ablation_rows
+
+
+def cell(variant, acc, candidates, **fields):
+    return {"method": "d3hr", "variant": variant, "acc_mean": acc, "acc_std": 0.5, "num_candidates": candidates,
+            "denoiser": "dit@1", "autoencoder": None, "guidance": 4.0, "timestep": 400, "inversion_steps": 21,
+            "ipc": 10, "protocol": "soft", "fit_per_class": 200, "sets": 8, **fields}
+
+
+def test_ddpm_ablation_needs_the_same_candidate_count_and_the_draw_does_not():
+    records = [cell("d3hr", 85.0, 100_000), cell("d3hr", 85.5, 1_000_000),
+               cell("ddpm-noising", 84.0, 100_000), cell("random-draw (m=1)", 84.5, 1)]
+    rows = {row["candidates"]: row for row in ablation_rows(records)}
+    assert rows[100_000]["inversion_ahead"] == "+1.00" and rows[100_000]["groups_ahead"] == "+0.50"
+    assert rows[1_000_000]["ddpm"] == "not run" and rows[1_000_000]["inversion_ahead"] is None
+    assert rows[1_000_000]["groups_ahead"] == "+1.00"
+
+
+def test_cells_without_any_ablation_get_no_row_and_other_settings_never_pair():
+    records = [cell("d3hr", 85.0, 100_000), cell("d3hr", 84.0, 100_000, guidance=2.0),
+               cell("ddpm-noising", 84.0, 100_000, guidance=2.0), cell("random-draw (m=1)", 80.0, 1, ipc=1)]
+    rows = ablation_rows(records)
+    assert [(row["guidance"], row["d3hr"]) for row in rows] == [(2.0, "84.00 ± 0.50")]
+    assert rows[0]["inversion_ahead"] == "+0.00" and rows[0]["draw"] == "not run"
