@@ -1,12 +1,12 @@
 """The D3HR benchmark's ablation table pairs each D3HR cell with the ablations it can be compared to."""
 
-from benchmarks.d3hr import ablation_rows
+from benchmarks.d3hr import RANDOM_SUBSET, ablation_rows, setting_rows
 
 
 def cell(variant, acc, candidates, **fields):
     return {"method": "d3hr", "variant": variant, "acc_mean": acc, "acc_std": 0.5, "num_candidates": candidates,
             "denoiser": "dit@1", "autoencoder": None, "guidance": 4.0, "timestep": 400, "inversion_steps": 21,
-            "ipc": 10, "protocol": "soft", "fit_per_class": 200, "sets": 8, **fields}
+            "ipc": 10, "protocol": "soft", "fit_per_class": 200, "sets": 8, "noising": "ddim", **fields}
 
 
 def test_ddpm_ablation_needs_the_same_candidate_count_and_the_draw_does_not():
@@ -24,3 +24,19 @@ def test_cells_without_any_ablation_get_no_row_and_other_settings_never_pair():
     rows = ablation_rows(records)
     assert [(row["guidance"], row["d3hr"]) for row in rows] == [(2.0, "84.00 ± 0.50")]
     assert rows[0]["inversion_ahead"] == "+0.00" and rows[0]["draw"] == "not run"
+
+
+def test_settings_put_soft_and_hard_side_by_side_against_the_random_subset():
+    references = [{"method": "random-subset", "variant": RANDOM_SUBSET, "ipc": 10, "protocol": protocol,
+                   "acc_mean": acc, "acc_std": 1.0, "sets": 8} for protocol, acc in (("soft", 85.0), ("hard", 74.0))]
+    records = references + [
+        cell("d3hr", 84.0, 100_000), cell("d3hr", 75.0, 100_000, protocol="hard"),
+        cell("d3hr", 86.0, 100_000, guidance=2.0),
+        # ablations are not settings
+        cell("ddpm-noising", 90.0, 100_000, noising="ddpm"), cell("random-draw (m=1)", 90.0, 1),
+        cell("d3hr", 90.0, 100_000, ipc=1), cell("d3hr", 90.0, 100_000, sets=1)]  # other IPC, one-set cells
+    rows = setting_rows(records)
+    assert [row["guidance"] for row in rows] == [2.0, 4.0]  # best soft accuracy first
+    assert rows[0]["soft_ahead"] == "+1.00" and rows[0].get("hard") is None
+    assert rows[1]["soft"] == "84.00 ± 0.50" and rows[1]["soft_ahead"] == "-1.00"
+    assert rows[1]["hard"] == "75.00 ± 0.50" and rows[1]["hard_ahead"] == "+1.00"

@@ -32,7 +32,8 @@ def test_table_of_records_cites_each_rows_command_once():
     cited = [line.strip("| ").split(" | ")[1] for line in lines[2:7]]
     assert cited == ["[1]", "[2]", "[1]", "[3]", "[4]"]
     legend = lines[-1]
-    assert legend.startswith("Made by: [1] `python -m benchmarks.d3hr --cells d3hr`; [2] `python -m benchmarks.d3hr --cells draw`")
+    assert legend.startswith("Made by: [1] `python -m benchmarks.d3hr --cells d3hr`; "
+                             "[2] `python -m benchmarks.d3hr --cells draw`")
     assert "[3] `python -m benchmarks.d3hr` at commit `0123456` (its arguments were not recorded)" in legend
     assert "[4] the code at commit `789` (its command was not recorded)" in legend
 
