@@ -274,12 +274,12 @@ def ablation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if ddpm is None and draw is None:
             continue
         rows.append({**{k: main.get(k) for k in ("denoiser", "autoencoder", "guidance", "timestep", "ipc", "protocol")},
-                     "candidates": main.get("num_candidates"),
+                     "candidates": main.get("num_candidates"), "fit_per_class": main.get("fit_per_class"),
                      "sets": set_count(main),
                      "d3hr": accuracy(main), "ddpm": accuracy(ddpm), "inversion_ahead": margin(main, ddpm),
                      "draw": accuracy(draw), "groups_ahead": margin(main, draw)})
     return sorted(rows, key=lambda r: (-r["sets"], r["denoiser"], r["autoencoder"] or "", -(r["timestep"] or 0),
-                                       r["ipc"], r["protocol"], r["candidates"]))
+                                       r["ipc"], r["protocol"], r["fit_per_class"] or 0, r["candidates"]))
 
 
 SETTING = ("denoiser", "autoencoder", "guidance", "timestep", "fit_per_class", "num_candidates")
@@ -333,7 +333,7 @@ def write_tables() -> None:
     ablations = markdown_table(ablation_rows(records), [
         ("denoiser", "denoiser"), ("autoencoder", "autoencoder"), ("guidance", "guidance"), ("timestep", "timestep"),
         ("IPC", "ipc"),
-        ("protocol", "protocol"), ("sets", "sets"), ("candidates", "candidates"),
+        ("protocol", "protocol"), ("sets", "sets"), ("fit images/class", "fit_per_class"), ("candidates", "candidates"),
         ("D3HR", "d3hr"), ("DDPM noising instead of inversion", "ddpm"), ("inversion ahead", "inversion_ahead"),
         ("one random draw instead of group sampling", "draw"), ("group sampling ahead", "groups_ahead")])
     notes = ("Fashion-MNIST, ConvNet-3, on the 10,000 test images. Each cell is `sets` independent sets (set k made "
@@ -355,8 +355,8 @@ def write_tables() -> None:
                        ("denoiser", "denoiser"), ("autoencoder", "autoencoder"), ("guidance", "guidance"),
                        ("timestep", "timestep"), ("fit images/class", "fit_per_class"), ("candidates", "num_candidates"),
                        ("soft", "soft"), ("ahead (soft)", "soft_ahead"), ("hard", "hard"), ("ahead (hard)", "hard_ahead")])
-                   + "\n**The paper's ablations** (each against D3HR with the same denoiser, guidance, IPC, protocol "
-                   "and sets; `ahead` = D3HR's mean minus the ablation's, in points, a positive margin being the "
+                   + "\n**The paper's ablations** (each against D3HR with the same denoiser, guidance, IPC, protocol, fit "
+                   "images, sets and, for DDPM noising, candidate count; `ahead` = D3HR's mean minus the ablation's, in points, a positive margin being the "
                    "paper's direction):\n\n" + ablations
                    + "\n**Earlier cells, one set each** (one D3HR set and one random subset, the seed-0 draw, "
                    "each trained `runs per set` times; kept for the denoiser's learning curve):\n\n"
