@@ -356,8 +356,8 @@ def write_tables() -> None:
                        ("timestep", "timestep"), ("fit images/class", "fit_per_class"), ("candidates", "num_candidates"),
                        ("soft", "soft"), ("ahead (soft)", "soft_ahead"), ("hard", "hard"), ("ahead (hard)", "hard_ahead")])
                    + "\n**The paper's ablations** (each against D3HR with the same denoiser, guidance, IPC, protocol, fit "
-                   "images, sets and, for DDPM noising, candidate count; `ahead` = D3HR's mean minus the ablation's, in points, a positive margin being the "
-                   "paper's direction):\n\n" + ablations
+                   "images, sets and, for DDPM noising, candidate count; `ahead` = D3HR's mean minus the "
+                   "ablation's, in points, a positive margin being the paper's direction):\n\n" + ablations
                    + "\n**Earlier cells, one set each** (one D3HR set and one random subset, the seed-0 draw, "
                    "each trained `runs per set` times; kept for the denoiser's learning curve):\n\n"
                    + markdown_table(earlier, columns))
