@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from latent_distill.checkpointing import atomic_write_json, atomic_write_text
+from latent_distill.default_models import DEFAULT_PIPELINE_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -176,28 +177,51 @@ def training_stages(record: Optional[dict]) -> list[dict]:
     return stages[::-1]
 
 
+def latent_shape_label(vae_config: dict) -> str:
+    """``CxHxW`` of the latents an ``AutoencoderKL`` config makes (each down block but the last halves
+    the side)."""
+    side = vae_config["sample_size"] // 2 ** (len(vae_config["down_block_types"]) - 1)
+    return f"{vae_config['latent_channels']}x{side}x{side}"
+
+
 def autoencoder_label(pipeline: Any) -> Optional[str]:
-    """Which decoder fine-tune of a pipeline folder's autoencoder a record's images were decoded with.
+    """Which autoencoder a record's images were decoded with, when not the shipped one as trained.
 
     Args:
         pipeline: the pipeline folder.
 
     Returns:
-        ``decoder fine-tuned <steps> steps`` (summed over the decoder-only stages since the encoder was
-        last trained) when the folder's
+        Comma-joined, each only when it applies: ``<C>x<H>x<W> latents`` when the folder's autoencoder
+        makes latents of another shape than the shipped autoencoder's, and ``decoder fine-tuned <steps>
+        steps`` (summed over the decoder-only stages since the encoder was last trained) when its
         ``autoencoder_training.json`` records decoder-only fine-tunes (``examples/train_autoencoder.py
-        --train_part decoder``), else ``None`` (the autoencoder as trained: records made before
-        fine-tunes existed carry no label either).
+        --train_part decoder``). ``None`` when neither applies (the shipped design as trained: records
+        made before either label existed carry none).
     """
+    parts = []
+    config_path = Path(pipeline) / "vae" / "config.json"
+    shipped_path = DEFAULT_PIPELINE_PATH / "vae" / "config.json"
+    if config_path.exists() and shipped_path.exists():
+        shape = latent_shape_label(json.loads(config_path.read_text()))
+        if shape != latent_shape_label(json.loads(shipped_path.read_text())):
+            parts.append(f"{shape} latents")
     path = Path(pipeline) / "autoencoder_training.json"
-    if not path.exists():
-        return None
     steps = 0
-    for stage in reversed(training_stages(json.loads(path.read_text()))):
-        if stage.get("args", {}).get("train_part", "all") != "decoder":
-            break  # a stage that trained the encoder too starts a new latent space
-        steps += stage["steps"]
-    return f"decoder fine-tuned {steps} steps" if steps else None
+    if path.exists():
+        for stage in reversed(training_stages(json.loads(path.read_text()))):
+            if stage.get("args", {}).get("train_part", "all") != "decoder":
+                break  # a stage that trained the encoder too starts a new latent space
+            steps += stage["steps"]
+    if steps:
+        parts.append(f"decoder fine-tuned {steps} steps")
+    return ", ".join(parts) or None
+
+
+def latents_of(label: Optional[str]) -> Optional[str]:
+    """The ``<C>x<H>x<W> latents`` part of an :func:`autoencoder_label` (``None`` for the shipped
+    latent shape): what decides how many bytes a latent or a Gaussian over latents stores."""
+    head = (label or "").split(", ")[0]
+    return head if head.endswith(" latents") else None
 
 
 def has_record(benchmark: str, **fields: Any) -> bool:

@@ -1,6 +1,12 @@
 """The D3HR benchmark's ablation table pairs each D3HR cell with the ablations it can be compared to."""
 
-from benchmarks.d3hr import RANDOM_SUBSET, ablation_rows, setting_rows
+from benchmarks.d3hr import (
+    RANDOM_SUBSET,
+    SAME_STORAGE_SUBSET,
+    ablation_rows,
+    same_storage_reference,
+    setting_rows,
+)
 
 
 def cell(variant, acc, candidates, **fields):
@@ -40,3 +46,17 @@ def test_settings_put_soft_and_hard_side_by_side_against_the_random_subset():
     assert rows[0]["soft_ahead"] == "+1.00" and rows[0].get("hard") is None
     assert rows[1]["soft"] == "84.00 ± 0.50" and rows[1]["soft_ahead"] == "-1.00"
     assert rows[1]["hard"] == "75.00 ± 0.50" and rows[1]["hard_ahead"] == "+1.00"
+
+
+def test_same_storage_reference_follows_the_latent_shape_not_the_decoder():
+    def storage(count, autoencoder):
+        return {"method": "random-subset", "variant": SAME_STORAGE_SUBSET, "ipc": count, "samples_per_class": count,
+                "protocol": "soft", "acc_mean": 70.0 + count, "acc_std": 1.0, "sets": 8, "autoencoder": autoencoder}
+
+    records = [storage(2, None), storage(4, "8x7x7 latents")]
+    assert same_storage_reference(records, cell("d3hr", 85.0, 100_000))["ipc"] == 2
+    fine_tuned = cell("d3hr", 85.0, 100_000, autoencoder="decoder fine-tuned 9 steps")
+    assert same_storage_reference(records, fine_tuned)["ipc"] == 2  # same latents, same bytes
+    wide = cell("d3hr", 85.0, 100_000, autoencoder="8x7x7 latents, decoder fine-tuned 9 steps")
+    assert same_storage_reference(records, wide)["ipc"] == 4
+    assert same_storage_reference(records, cell("d3hr", 85.0, 100_000, protocol="hard")) is None

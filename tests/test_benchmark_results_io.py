@@ -41,3 +41,20 @@ def test_table_of_records_cites_each_rows_command_once():
 def test_table_of_derived_rows_has_no_citation_column():
     text = markdown_table([{"acc": 1.0}], [("accuracy", "acc")])
     assert text == "| accuracy |\n|---|\n| 1.00 |\n"
+
+
+def test_autoencoder_label_names_a_latent_shape_other_than_the_shipped_one(tmp_path):
+    import json
+
+    from benchmarks.results_io import autoencoder_label
+    from latent_distill.default_models import fashion_mnist_autoencoder_config
+
+    for name, channels in (("same", 4), ("wide", 8)):
+        (tmp_path / name / "vae").mkdir(parents=True)
+        config = {"_class_name": "AutoencoderKL", **fashion_mnist_autoencoder_config(channels)}
+        (tmp_path / name / "vae" / "config.json").write_text(json.dumps(config))
+    assert autoencoder_label(tmp_path / "same") is None
+    assert autoencoder_label(tmp_path / "wide") == "8x7x7 latents"
+    stage = {"args": {"train_part": "decoder"}, "steps": 3, "init_record": {"args": {}, "steps": 9}}
+    (tmp_path / "wide" / "autoencoder_training.json").write_text(json.dumps(stage))
+    assert autoencoder_label(tmp_path / "wide") == "8x7x7 latents, decoder fine-tuned 3 steps"
