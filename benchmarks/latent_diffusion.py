@@ -1,11 +1,12 @@
-"""Class fidelity of the shipped class-conditional DiT; writes its model card and a sample grid.
+"""Class fidelity of a pipeline's class-conditional DiT; for the shipped one, its model card and a sample grid.
 
 Generates ``--per_class`` samples of every class from pure noise (deterministic DDIM on a
 ``--steps`` grid, classifier-free guidance at each ``--guidance`` scale), decodes them with the
-shipped autoencoder, and has a classifier trained on the real training images label them: the
+pipeline's autoencoder, and has a classifier trained on the real training images label them: the
 class fidelity is the share labelled as the class they were generated for. The classifier is the
 cached soft-label teacher (batch-norm ConvNet-3), so its accuracy on the real test set is reported
-beside it.
+beside it. ``--pipeline`` measures another pipeline folder's denoiser (its rows are named after the
+folder; no card or grid is written for it).
 
 Writes ``benchmarks/results/latent_diffusion.json`` / ``.md``, the grid
 ``model_cards/fashion-mnist-dit-samples.png`` and the card ``model_cards/fashion-mnist-dit.md``
@@ -214,12 +215,17 @@ CHECKPOINT_COLUMNS = [("model", "model"), ("training steps", "training_steps"), 
 
 def write_table() -> list[dict]:
     """Writes ``latent_diffusion.md`` from the records; returns the records with all metrics."""
+    shipped = f"{DEFAULT_PIPELINE_PATH.name}-dit"
     records = sorted(load_records("latent_diffusion"),
-                     key=lambda r: (r.get("training_steps", 0), r["samples"], r["steps"], r["guidance"]))
+                     key=lambda r: (r["model"].rsplit("@", 1)[0] != shipped, r["model"].rsplit("@", 1)[0],
+                                    r.get("training_steps", 0), r["samples"], r["steps"], r["guidance"]))
     measured = [r for r in records if "fid" in r]
-    write_markdown("latent_diffusion", "# Quality of the shipped DiT, checkpoint by checkpoint\n\n"
+    write_markdown("latent_diffusion", "# Quality of the DiT denoisers, checkpoint by checkpoint\n\n"
                    "Class fidelity, Fréchet distance and precision / recall on the features of a classifier of the "
-                   "real data (the real reference is the test split), per training checkpoint and guidance scale.\n\n"
+                   "real data (the real reference is the test split), per training checkpoint and guidance scale. "
+                   f"`model` = `<pipeline folder>-dit@<training steps>`: `{shipped}` is the shipped denoiser; "
+                   "other folders hold denoisers trained on the latents of other autoencoders (measured in "
+                   "`benchmarks/results/autoencoder.md`).\n\n"
                    + markdown_table(measured, CHECKPOINT_COLUMNS)
                    + "\n\n**Earlier class-fidelity measurements** (500 samples, no distribution metrics):\n\n"
                    + markdown_table([r for r in records if "fid" not in r], [
@@ -250,7 +256,9 @@ def main() -> None:
     if args.transformer is not None:
         pipe.register_modules(transformer=DiTTransformer2DModel.from_pretrained(args.transformer).eval())
     steps_trained = args.training_steps if args.training_steps is not None else total_training_steps(training)
-    model = f"fashion-mnist-dit@{steps_trained}"
+    # Named as benchmarks.results_io.denoiser_label names a pipeline folder's denoiser.
+    model = f"{Path(args.pipeline).name}-dit@{steps_trained}"
+    shipped_pipeline = Path(args.pipeline).resolve() == DEFAULT_PIPELINE_PATH.resolve()
     train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
     classifier = train_teacher(train, epochs=args.teacher_epochs, seed=0, cache_dir=ROOT / "runs" / "teachers",
                                torch_compile=True).eval()
@@ -271,11 +279,11 @@ def main() -> None:
                   "peak_rss_mb": peak_rss_mb()}
         upsert_record("latent_diffusion", record, key=("model", "guidance", "steps", "samples"))
         print(json.dumps(record), flush=True)
-        if args.transformer is None and guidance == args.guidance[-1]:
+        if args.transformer is None and shipped_pipeline and guidance == args.guidance[-1]:
             save_grid(samples, GRID)
             save_grid(samples, Path(args.pipeline) / GRID.name)  # the folder's README shows it too
     measured = write_table()
-    if args.transformer is None:
+    if args.transformer is None and shipped_pipeline:  # the card and grid are the shipped model's
         shipped = [r for r in measured if r["model"] == model]
         card = render_card(shipped, training)
         atomic_write_text(card, CARD)
