@@ -73,12 +73,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="start from this AutoencoderKL folder instead of a freshly initialised one")
     parser.add_argument("--latent_channels", type=int, default=4,
                         help="latent channels of a freshly initialised autoencoder (the default design has 4)")
+    parser.add_argument("--downsampling", type=int, default=2, choices=[1, 2],
+                        help="times a freshly initialised autoencoder halves the image side: 2 gives the "
+                             "default 7x7 latents, 1 gives 14x14")
     parser.add_argument("--train_part", default="all", choices=sorted(TRAINABLE_PARTS),
                         help="'all', or 'decoder' (encoder frozen: latent space and scaling factor kept)")
     args = parser.parse_args(argv)
-    if args.init_vae is not None and args.latent_channels != 4:
-        parser.error("--latent_channels shapes a fresh autoencoder; --init_vae keeps the channels of the model it "
-                     "names: drop one of the two.")
+    if args.init_vae is not None and (args.latent_channels, args.downsampling) != (4, 2):
+        parser.error("--latent_channels and --downsampling shape a fresh autoencoder; --init_vae keeps the shape of "
+                     "the model it names: drop one of the two.")
     if args.train_part != "all" and args.init_vae is None:
         parser.error(f"--train_part {args.train_part} fine-tunes an existing autoencoder: name it with --init_vae "
                      "(e.g. src/latent_distill/pretrained/fashion-mnist/vae).")
@@ -157,7 +160,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     set_seed(args.seed)
     images = load_training_images(args.dataset)
     vae = (AutoencoderKL.from_pretrained(args.init_vae) if args.init_vae
-           else build_fashion_mnist_autoencoder(args.latent_channels))
+           else build_fashion_mnist_autoencoder(args.latent_channels, args.downsampling))
     trainable = TRAINABLE_PARTS[args.train_part](vae)
     vae.requires_grad_(False)
     for parameter in trainable:

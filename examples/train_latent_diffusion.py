@@ -62,7 +62,7 @@ from latent_distill.seeding import generator_for
 TRAINING_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                          clip_sample=False)
 #: The flags that shape a new denoiser (``DiTTransformer2DModel`` config keys).
-ARCHITECTURE_FLAGS = ("num_layers", "num_attention_heads", "attention_head_dim")
+ARCHITECTURE_FLAGS = ("num_layers", "num_attention_heads", "attention_head_dim", "patch_size")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,6 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_layers", type=int, default=None, help="blocks of a new denoiser")
     parser.add_argument("--num_attention_heads", type=int, default=None, help="heads of a new denoiser")
     parser.add_argument("--attention_head_dim", type=int, default=None, help="head width of a new denoiser")
+    parser.add_argument("--patch_size", type=int, default=None,
+                        help="latent patch per token of a new denoiser (default 1; 2 keeps 14x14 latents at 49 tokens)")
     parser.add_argument("--mixed_precision", default="no", choices=["no", "fp16", "bf16"])
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)

@@ -58,3 +58,15 @@ def test_autoencoder_label_names_a_latent_shape_other_than_the_shipped_one(tmp_p
     stage = {"args": {"train_part": "decoder"}, "steps": 3, "init_record": {"args": {}, "steps": 9}}
     (tmp_path / "wide" / "autoencoder_training.json").write_text(json.dumps(stage))
     assert autoencoder_label(tmp_path / "wide") == "8x7x7 latents, decoder fine-tuned 3 steps"
+
+
+def test_latent_shape_label_follows_the_downsampling_and_bad_downsampling_is_refused():
+    import pytest
+
+    from benchmarks.results_io import latent_shape_label
+    from latent_distill.default_models import fashion_mnist_autoencoder_config
+
+    assert latent_shape_label(fashion_mnist_autoencoder_config(4, downsampling=1)) == "4x14x14"
+    assert latent_shape_label(fashion_mnist_autoencoder_config(8)) == "8x7x7"
+    with pytest.raises(ValueError, match="1 or 2 times"):
+        fashion_mnist_autoencoder_config(4, downsampling=3)

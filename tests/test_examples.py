@@ -212,10 +212,12 @@ def test_train_latent_diffusion_weights_by_min_snr_and_shapes_a_new_denoiser(tmp
     common = ["--dataset", str(data_dir), "--pipeline_dir", str(tmp_path / "pipe"), "--resolution", "8",
               "--latent_cache", str(tmp_path / "cache"), "--max_steps", "2", "--batch_size", "4"]
     record = script.main([*common, "--checkpoint_dir", str(tmp_path / "new"), "--snr_gamma", "5",
-                          "--num_layers", "1", "--num_attention_heads", "2", "--attention_head_dim", "8"])
+                          "--num_layers", "1", "--num_attention_heads", "2", "--attention_head_dim", "8",
+                          "--patch_size", "2"])
     assert record["args"]["snr_gamma"] == 5.0 and record["steps"] == 2
     config = json.loads((tmp_path / "pipe" / "transformer" / "config.json").read_text())
-    assert (config["num_layers"], config["num_attention_heads"], config["attention_head_dim"]) == (1, 2, 8)
+    assert (config["num_layers"], config["num_attention_heads"], config["attention_head_dim"],
+            config["patch_size"]) == (1, 2, 8, 2)
     latent = LatentDistillationPipeline.from_pretrained(tmp_path / "pipe").vae.config.latent_channels
     assert config["in_channels"] == latent and config["sample_size"] != 7  # sized to the tiny latents
     with pytest.raises(ValueError, match="--num_layers shape a new denoiser.*drop --transformer"):
@@ -285,15 +287,20 @@ def test_chained_decoder_fine_tunes_record_every_stage_and_label_their_total(tmp
     assert autoencoder_label(tmp_path / "ft2") == "decoder fine-tuned 5 steps"
 
 
-def test_train_autoencoder_builds_a_fresh_autoencoder_with_the_latent_channels_asked_for(tmp_path):
+@pytest.mark.parametrize("shape_flags, latent_shape", [(["--latent_channels", "8"], (8, 7, 7)),
+                                                      (["--downsampling", "1"], (4, 14, 14))])
+def test_train_autoencoder_builds_a_fresh_autoencoder_of_the_latent_shape_asked_for(tmp_path, shape_flags,
+                                                                                      latent_shape):
     data_dir = write_dataset(tmp_path / "data", train=make_image_dataset(num_per_class=2))
     load_example("train_autoencoder").main([
-        "--dataset", str(data_dir), "--latent_channels", "8", "--pipeline_dir", str(tmp_path / "pipe"),
+        "--dataset", str(data_dir), *shape_flags, "--pipeline_dir", str(tmp_path / "pipe"),
         "--checkpoint_dir", str(tmp_path / "ckpt"), "--max_steps", "1", "--batch_size", "2", "--warmup_steps", "1",
         "--mixed_precision", "no"])
     from diffusers import AutoencoderKL
 
-    assert AutoencoderKL.from_pretrained(tmp_path / "pipe" / "vae").config.latent_channels == 8
+    vae = AutoencoderKL.from_pretrained(tmp_path / "pipe" / "vae")
+    with torch.no_grad():
+        assert tuple(vae.encode(torch.zeros(1, 1, 28, 28)).latent_dist.mean.shape[1:]) == latent_shape
 
 
 def test_train_autoencoder_refuses_latent_channels_for_an_existing_model(tmp_path, capsys):

@@ -14,7 +14,11 @@ from diffusers import AutoencoderKL
 DEFAULT_PIPELINE_PATH = Path(__file__).parent / "pretrained" / "fashion-mnist"
 
 
-def fashion_mnist_autoencoder_config(latent_channels: int = 4) -> dict:
+#: Block widths of the default autoencoder, one per resolution level (28, 14, 7).
+AUTOENCODER_BLOCK_CHANNELS = (32, 64, 128)
+
+
+def fashion_mnist_autoencoder_config(latent_channels: int = 4, downsampling: int = 2) -> dict:
     """Returns the ``AutoencoderKL`` config of the default autoencoder.
 
     An SD-VAE-like design scaled to 28x28 grey images: three resolution levels (28, 14, 7), two
@@ -22,18 +26,27 @@ def fashion_mnist_autoencoder_config(latent_channels: int = 4) -> dict:
     for a 784-value image, so one image's storage holds four latents.
 
     Args:
-        latent_channels: channels of the ``7x7`` latent (4 for the default; more keep more detail
-            and store fewer latents per image's bytes).
+        latent_channels: channels of the latent (4 for the default; more keep more detail and store
+            fewer latents per image's bytes).
+        downsampling: how many times the encoder halves the side: 2 for the default ``7x7`` latents,
+            1 for ``14x14`` latents (two resolution levels, 28 and 14, of the default's first widths).
 
     Returns:
         The ``AutoencoderKL`` keyword arguments.
+
+    Raises:
+        ValueError: for a ``downsampling`` the design has no levels for.
     """
+    if not 1 <= downsampling < len(AUTOENCODER_BLOCK_CHANNELS):
+        raise ValueError(f"downsampling={downsampling}: the default autoencoder halves a 28x28 image 1 or "
+                         f"{len(AUTOENCODER_BLOCK_CHANNELS) - 1} times (14x14 or 7x7 latents).")
+    levels = downsampling + 1
     return dict(
         in_channels=1,
         out_channels=1,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(32, 64, 128),
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
+        block_out_channels=AUTOENCODER_BLOCK_CHANNELS[:levels],
         layers_per_block=2,
         latent_channels=latent_channels,
         norm_num_groups=32,
@@ -41,10 +54,10 @@ def fashion_mnist_autoencoder_config(latent_channels: int = 4) -> dict:
     )
 
 
-def build_fashion_mnist_autoencoder(latent_channels: int = 4) -> AutoencoderKL:
-    """Builds a freshly initialised default autoencoder (``latent_channels`` as in
+def build_fashion_mnist_autoencoder(latent_channels: int = 4, downsampling: int = 2) -> AutoencoderKL:
+    """Builds a freshly initialised default autoencoder (arguments as in
     :func:`fashion_mnist_autoencoder_config`)."""
-    return AutoencoderKL(**fashion_mnist_autoencoder_config(latent_channels))
+    return AutoencoderKL(**fashion_mnist_autoencoder_config(latent_channels, downsampling))
 
 
 BUILTIN_PREFIX = "latent_distill://"
