@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from latent_distill.checkpointing import atomic_write_json, atomic_write_text
+from latent_distill.codec import config_downsampling
 from latent_distill.default_models import DEFAULT_PIPELINE_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,9 +179,8 @@ def training_stages(record: Optional[dict]) -> list[dict]:
 
 
 def latent_shape_label(vae_config: dict) -> str:
-    """``CxHxW`` of the latents an ``AutoencoderKL`` config makes (each down block but the last halves
-    the side)."""
-    side = vae_config["sample_size"] // 2 ** (len(vae_config["down_block_types"]) - 1)
+    """``CxHxW`` of the latents an ``AutoencoderKL`` config makes from images of its ``sample_size``."""
+    side = vae_config["sample_size"] // config_downsampling(vae_config)
     return f"{vae_config['latent_channels']}x{side}x{side}"
 
 

@@ -27,9 +27,15 @@ class CodecError(ValueError):
     """Raised when images cannot go through the autoencoder as configured."""
 
 
+def config_downsampling(config) -> int:
+    """Returns the spatial downsampling factor an ``AutoencoderKL`` config (a mapping) describes: each
+    resolution level but the last halves the side."""
+    return 2 ** (len(config["block_out_channels"]) - 1)
+
+
 def autoencoder_downsampling(vae) -> int:
     """Returns the spatial downsampling factor of a diffusers ``AutoencoderKL``-like model."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+    return config_downsampling(vae.config)
 
 
 @dataclass
