@@ -328,6 +328,21 @@ def quality_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def stored_bytes_summary(records: list[dict[str, Any]]) -> str:
+    """The bytes per class a D3HR set stores, once per latent shape the same-storage cells measured.
+
+    Args:
+        records: the benchmark's records.
+
+    Returns:
+        E.g. ``"1592 bytes, 6296 bytes with 4x14x14 latents"`` (``"?"`` before any same-storage cell).
+    """
+    entries = (f"{r['d3hr_bytes_per_class']} bytes"
+               + (f" with {latents_of(r['autoencoder'])}" if r.get("autoencoder") else "")
+               for r in records if r.get("variant") == SAME_STORAGE_SUBSET and r["protocol"] == "soft")
+    return ", ".join(dict.fromkeys(entries)) or "?"  # one entry per size, however many cells measured it
+
+
 def write_tables() -> None:
     records = load_records("d3hr")
     columns = [("method", "method"), ("variant", "variant"), ("denoiser", "denoiser"), ("autoencoder", "autoencoder"),
@@ -339,10 +354,7 @@ def write_tables() -> None:
                ("distill s per set", "distill_seconds"), ("eval s per set", "eval_seconds")]
     current = quality_rows([r for r in records if set_count(r) > 1])
     earlier = quality_rows([r for r in records if set_count(r) == 1])
-    storage_records = [r for r in records if r.get("variant") == SAME_STORAGE_SUBSET and r["protocol"] == "soft"]
-    storage_bytes = ", ".join(f"{r['d3hr_bytes_per_class']} bytes"
-                              + (f" with {latents_of(r['autoencoder'])}" if r.get("autoencoder") else "")
-                              for r in storage_records) or "?"
+    storage_bytes = stored_bytes_summary(records)
     ablations = markdown_table(ablation_rows(records), [
         ("denoiser", "denoiser"), ("autoencoder", "autoencoder"), ("guidance", "guidance"), ("timestep", "timestep"),
         ("IPC", "ipc"),

@@ -6,6 +6,7 @@ from benchmarks.d3hr import (
     ablation_rows,
     same_storage_reference,
     setting_rows,
+    stored_bytes_summary,
 )
 
 
@@ -60,3 +61,14 @@ def test_same_storage_reference_follows_the_latent_shape_not_the_decoder():
     wide = cell("d3hr", 85.0, 100_000, autoencoder="8x7x7 latents, decoder fine-tuned 9 steps")
     assert same_storage_reference(records, wide)["ipc"] == 4
     assert same_storage_reference(records, cell("d3hr", 85.0, 100_000, protocol="hard")) is None
+
+
+def test_stored_bytes_are_listed_once_per_latent_shape():
+    def storage(per_class, autoencoder, sets):
+        return {"method": "random-subset", "variant": SAME_STORAGE_SUBSET, "protocol": "soft", "sets": sets,
+                "d3hr_bytes_per_class": per_class, "autoencoder": autoencoder}
+
+    records = [storage(1592, None, 1), storage(1592, None, 8), storage(6296, "4x14x14 latents", 8),
+               {**storage(1592, None, 8), "protocol": "hard"}]
+    assert stored_bytes_summary(records) == "1592 bytes, 6296 bytes with 4x14x14 latents"
+    assert stored_bytes_summary([]) == "?"
