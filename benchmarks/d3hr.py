@@ -47,6 +47,7 @@ from latent_distill.data import fashion_mnist_tensors, uint8_to_float
 from latent_distill.diffusion import (
     GuidedDenoiser,
     ddim_invert,
+    ddim_regenerate,
     ddim_schedulers,
     inversion_timestep,
 )
@@ -76,6 +77,10 @@ STATES = ROOT / "runs" / "d3hr-benchmark"
 # autoencoder (encoded, decoded): every image D3HR generates is decoded by that autoencoder, so the
 # gap between the two is what the autoencoder alone costs a set of that size.
 RANDOM_SUBSET, AUTOENCODED_SUBSET = "random real subset", "random real subset, autoencoded"
+# The same subset taken on through the denoiser as D3HR takes its samples: DDIM-inverted to the
+# main cells' depth and regenerated from there. D3HR regenerates draws from a Gaussian fitted there,
+# so the gap to this round trip is what sampling the Gaussian costs or gains over the real images.
+ROUND_TRIP_SUBSET = "random real subset, inverted and regenerated"
 # A D3HR set stores per-class Gaussians and its kept groups' seeds, not images: the random real
 # subset of the same bytes (uint8 pixels) is its storage-accounted reference.
 SAME_STORAGE_SUBSET = "random real subset, D3HR's storage"
@@ -181,22 +186,35 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
         return
     storage_cells(pipe, fitted, train, test, teacher, protocols, args)
     codec = pipe.latent_codec()
-    references = {RANDOM_SUBSET: lambda images: images,
-                  AUTOENCODED_SUBSET: lambda images: codec.decode(codec.encode(images))}
+    round_trip = D3HRConfig(guidance_scale=args.guidance, inversion_steps=args.default_depth)
+    sampler, _ = ddim_schedulers(pipe.scheduler, round_trip.num_inference_steps)
+    denoiser = GuidedDenoiser(pipe.transformer, args.guidance)
+    timestep = inversion_timestep(fitted["inverter"], args.default_depth)
+
+    def invert_and_regenerate(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        inverted = pipe.invert(codec.encode(images), labels, round_trip)
+        return codec.decode(ddim_regenerate(denoiser, sampler, inverted, labels, timestep))
+
+    references = {RANDOM_SUBSET: (lambda images, labels: images, {}),
+                  AUTOENCODED_SUBSET: (lambda images, labels: codec.decode(codec.encode(images)),
+                                       {"autoencoder": autoencoder_label(args.pipeline)}),
+                  ROUND_TRIP_SUBSET: (invert_and_regenerate,
+                                      {"autoencoder": autoencoder_label(args.pipeline),
+                                       "denoiser": denoiser_label(args.pipeline), "guidance": args.guidance,
+                                       "inversion_steps": args.default_depth, "timestep": timestep})}
     for ipc in (1, 10):
         for kind, protocol in protocols.items():
-            for variant, transform in references.items():
+            for variant, (transform, models) in references.items():
                 def compute(ipc=ipc, kind=kind, protocol=protocol, transform=transform) -> dict[str, Any]:
                     def make_set(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
                         images, labels = random_subset(train, ipc, seed=seed)
-                        return transform(images), labels
+                        return transform(images, labels), labels
 
                     return cells.evaluate_sets(make_set, test, protocol, teacher if kind == "soft" else None,
                                                args.sets, args.runs)
 
-                decoder = autoencoder_label(args.pipeline) if variant == AUTOENCODED_SUBSET else None
                 run_cell({"method": "random-subset", "variant": variant, "ipc": ipc, "samples_per_class": ipc,
-                          "protocol": kind, "sets": args.sets, "autoencoder": decoder}, compute, args.redo)
+                          "protocol": kind, "sets": args.sets, "autoencoder": None, **models}, compute, args.redo)
 
 
 def storage_bytes_per_class(pipe: D3HRPipeline, fitted: dict[str, Any], args: argparse.Namespace) -> int:
@@ -368,6 +386,9 @@ def write_tables() -> None:
              "hard = the DC/DSA protocol. Gaussians fitted on a seeded subset of training images per class. "
              "`random real subset, autoencoded` = the same real subsets encoded and decoded by the "
              "autoencoder of its `autoencoder` column, what the autoencoder alone costs a set of that size. "
+             "`random real subset, inverted and regenerated` = the same subsets encoded, DDIM-inverted by the "
+             "`denoiser` to the `timestep` and regenerated from there, as D3HR regenerates its samples: D3HR's "
+             "gap to it is what drawing from the fitted Gaussians costs or gains over the real images themselves. "
              "`same storage` = the random real subsets with as many uint8 images per class as the bytes a D3HR "
              "set stores per class (float32 "
              f"Gaussian mean and std, and its kept group's seed, index and chunk count; {storage_bytes}), "
