@@ -2,6 +2,7 @@
 
 from benchmarks.d3hr import (
     RANDOM_SUBSET,
+    ROUND_TRIP_SUBSET,
     SAME_STORAGE_SUBSET,
     ablation_rows,
     same_storage_reference,
@@ -72,3 +73,17 @@ def test_stored_bytes_are_listed_once_per_latent_shape():
                {**storage(1592, None, 8), "protocol": "hard"}]
     assert stored_bytes_summary(records) == "1592 bytes, 6296 bytes with 4x14x14 latents"
     assert stored_bytes_summary([]) == "?"
+
+
+def test_settings_are_compared_with_the_round_trip_through_their_own_models():
+    def round_trip(acc, **fields):
+        return {"method": "random-subset", "variant": ROUND_TRIP_SUBSET, "ipc": 10, "protocol": "soft",
+                "acc_mean": acc, "acc_std": 0.5, "sets": 8, "denoiser": "dit@1", "autoencoder": None,
+                "guidance": 4.0, "timestep": 400, **fields}
+
+    records = [cell("d3hr", 85.0, 100_000), cell("d3hr", 84.0, 100_000, timestep=600, inversion_steps=31),
+               round_trip(84.5), round_trip(86.0, denoiser="dit@2"), round_trip(83.0, protocol="hard")]
+    rows = {row["timestep"]: row for row in setting_rows(records)}
+    assert rows[400]["soft_round_trip"] == "84.50" and rows[400]["soft_over_round_trip"] == "+0.50"
+    assert "hard_round_trip" not in rows[400]  # no hard D3HR cell to compare
+    assert "soft_round_trip" not in rows[600]  # another depth: another round trip, not measured
