@@ -102,7 +102,9 @@ def fit_all(pipe: D3HRPipeline, train, args: argparse.Namespace) -> dict[str, An
            "pipeline": args.pipeline, "denoiser": denoiser_label(args.pipeline)}
     decoder = autoencoder_label(args.pipeline)
     suffix = "" if decoder is None else "-" + decoder.replace(" ", "-")
-    state_file = STATES / f"fit-{args.fit_per_class}-g{args.guidance:g}{suffix}.pt"
+    # one file per fit key: switching denoiser or depths and back reuses the earlier fit
+    state_file = STATES / (f"fit-{args.fit_per_class}-g{args.guidance:g}{suffix}-{key['denoiser'] or 'untracked'}"
+                           f"-depths-{'-'.join(map(str, depths))}.pt")
     saved = load_state(state_file)
     if saved is not None and saved["key"] == key:
         state = saved
