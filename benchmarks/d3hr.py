@@ -47,7 +47,6 @@ from latent_distill.data import fashion_mnist_tensors, uint8_to_float
 from latent_distill.diffusion import (
     GuidedDenoiser,
     ddim_invert,
-    ddim_regenerate,
     ddim_schedulers,
     inversion_timestep,
 )
@@ -189,13 +188,11 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
     storage_cells(pipe, fitted, train, test, teacher, protocols, args)
     codec = pipe.latent_codec()
     round_trip = D3HRConfig(guidance_scale=args.guidance, inversion_steps=args.default_depth)
-    sampler, _ = ddim_schedulers(pipe.scheduler, round_trip.num_inference_steps)
-    denoiser = GuidedDenoiser(pipe.transformer, args.guidance)
     timestep = inversion_timestep(fitted["inverter"], args.default_depth)
 
     def invert_and_regenerate(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         inverted = pipe.invert(codec.encode(images), labels, round_trip)
-        return codec.decode(ddim_regenerate(denoiser, sampler, inverted, labels, timestep))
+        return codec.decode(pipe.regenerate_latents(inverted, labels, timestep, round_trip))
 
     references = {RANDOM_SUBSET: (lambda images, labels: images, {}),
                   AUTOENCODED_SUBSET: (lambda images, labels: codec.decode(codec.encode(images)),

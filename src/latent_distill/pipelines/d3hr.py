@@ -192,6 +192,25 @@ class D3HRPipeline(DiffusionPipeline):
     # sampling
     # ------------------------------------------------------------------------------------------
 
+    def regenerate_latents(self, noisy: torch.Tensor, labels: torch.Tensor, timestep: int,
+                           config: Optional[D3HRConfig] = None) -> torch.Tensor:
+        """Denoises latents at the fitting depth back to clean latents by DDIM, batch by batch.
+
+        Args:
+            noisy: ``(B, C, h, w)`` latents at ``timestep`` (drawn from the Gaussians, or :meth:`invert`'s).
+            labels: int64 ``(B,)`` labels.
+            timestep: the timestep the latents are at.
+            config: run configuration (grid, guidance, batch size).
+
+        Returns:
+            Clean scaled latents, float32 on the CPU.
+        """
+        config = config or D3HRConfig()
+        denoiser = self._denoiser(config)
+        sampler, _ = ddim_schedulers(self.scheduler, config.num_inference_steps)
+        return torch.cat([ddim_regenerate(denoiser, sampler, chunk, chunk_labels, timestep).cpu()
+                          for chunk, chunk_labels in zip(noisy.split(config.batch_size), labels.split(config.batch_size))])
+
     def sample(self, gaussians: FittedGaussians, ipc: Optional[int] = None, seed: Optional[int] = None,
                config: Optional[D3HRConfig] = None, stored_groups: Optional[dict] = None, return_dict: bool = True):
         """Selects a representative group per class of ``gaussians`` and regenerates it into images.
@@ -213,9 +232,7 @@ class D3HRPipeline(DiffusionPipeline):
         started = time.time()
         config = (config or D3HRConfig()).replace(**{k: v for k, v in (("ipc", ipc), ("seed", seed)) if v is not None})
         state = PartialState()
-        denoiser = self._denoiser(config)
         codec = self.latent_codec(config)
-        sampler, _ = ddim_schedulers(self.scheduler, config.num_inference_steps)
         timestep = int(gaussians.timestep)
         latent_shape = tuple(gaussians.latent_shape)
         local = []
@@ -224,8 +241,7 @@ class D3HRPipeline(DiffusionPipeline):
         for class_index in self.progress_bar(classes):
             noisy = gaussians.mean[class_index] + gaussians.std[class_index] * kept[class_index]["draws"]
             labels = torch.full((config.ipc,), class_index, dtype=torch.long)
-            clean = torch.cat([ddim_regenerate(denoiser, sampler, chunk.reshape(-1, *latent_shape), labels[: len(chunk)],
-                                               timestep).cpu() for chunk in noisy.split(config.batch_size)])
+            clean = self.regenerate_latents(noisy.reshape(-1, *latent_shape), labels, timestep, config)
             local.append((class_index, clean, {k: v for k, v in kept[class_index].items() if k != "draws"}))
         everything = sorted(gather_object(local) if state.num_processes > 1 else local, key=lambda item: item[0])
         latents = torch.cat([clean for _, clean, _ in everything])
