@@ -23,6 +23,7 @@
 Writes ``benchmarks/results/d3hr.json`` / ``.md`` and ``d3hr_speed.json`` / ``.md``.
 
     python -m benchmarks.d3hr [--fit_per_class 200] [--sets 8] [--runs 1] [--cells d3hr ddpm draw depths references]
+        [--references ...] [--ipcs 1 10] [--protocols soft hard]
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ ROUND_TRIP_SUBSET = "random real subset, inverted and regenerated"
 # A D3HR set stores per-class Gaussians and its kept groups' seeds, not images: the random real
 # subset of the same bytes (uint8 pixels) is its storage-accounted reference.
 SAME_STORAGE_SUBSET = "random real subset, D3HR's storage"
+REFERENCES = {"random": RANDOM_SUBSET, "autoencoded": AUTOENCODED_SUBSET, "round-trip": ROUND_TRIP_SUBSET,
+              "same-storage": SAME_STORAGE_SUBSET}
+"""The reference cells by their ``--references`` name."""
 CELL_FAMILIES = ("d3hr", "ddpm", "draw", "depths", "references")
 CELL_KEY = ("method", "variant", "ipc", "protocol", "guidance", "denoiser", "fit_per_class", "sets",
             "autoencoder", "inversion_steps", "num_candidates")
@@ -162,7 +166,7 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
                 "draw": [("random-draw (m=1)", "ddim", 1)]}
     variants = [(name, noising, default_depth, candidates, ipc, kind)
                 for family, members in families.items() if family in args.cells
-                for name, noising, candidates in members for ipc in (1, 10) for kind in ("soft", "hard")]
+                for name, noising, candidates in members for ipc in args.ipcs for kind in args.protocols]
     if "depths" in args.cells:
         variants += [(f"depth {d}", "ddim", d, args.candidates, 10, "soft") for d in args.depths if d != default_depth]
     for variant, noising, depth, candidates, ipc, kind in variants:
@@ -185,7 +189,9 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
                   "autoencoder": autoencoder_label(args.pipeline)}, compute, args.redo)
     if "references" not in args.cells:
         return
-    storage_cells(pipe, fitted, train, test, teacher, protocols, args)
+    chosen = {REFERENCES[name] for name in args.references}
+    if SAME_STORAGE_SUBSET in chosen:
+        storage_cells(pipe, fitted, train, test, teacher, protocols, args)
     codec = pipe.latent_codec()
     round_trip = D3HRConfig(guidance_scale=args.guidance, inversion_steps=args.default_depth)
     timestep = inversion_timestep(fitted["inverter"], args.default_depth)
@@ -201,9 +207,12 @@ def quality_cells(pipe, fitted, train, test, teacher, args) -> None:
                                       {"autoencoder": autoencoder_label(args.pipeline),
                                        "denoiser": denoiser_label(args.pipeline), "guidance": args.guidance,
                                        "inversion_steps": args.default_depth, "timestep": timestep})}
-    for ipc in (1, 10):
-        for kind, protocol in protocols.items():
+    for ipc in args.ipcs:
+        for kind, protocol in ((k, protocols[k]) for k in args.protocols):
             for variant, (transform, models) in references.items():
+                if variant not in chosen:
+                    continue
+
                 def compute(ipc=ipc, kind=kind, protocol=protocol, transform=transform) -> dict[str, Any]:
                     def make_set(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
                         images, labels = random_subset(train, ipc, seed=seed)
@@ -230,7 +239,7 @@ def storage_cells(pipe, fitted, train, test, teacher, protocols, args) -> None:
     """The random real subset with as many uint8 images per class as fit in a D3HR set's bytes."""
     per_class = storage_bytes_per_class(pipe, fitted, args)
     count = per_class // train.images[0].numel()
-    for kind, protocol in protocols.items():
+    for kind, protocol in ((k, protocols[k]) for k in args.protocols):
         def compute(kind=kind, protocol=protocol) -> dict[str, Any]:
             return cells.evaluate_sets(lambda seed: random_subset(train, count, seed=seed), test, protocol,
                                        teacher if kind == "soft" else None, args.sets, args.runs)
@@ -438,6 +447,13 @@ def main() -> None:
     parser.add_argument("--eval_epochs", type=int, default=300)
     parser.add_argument("--sets", type=int, default=8, help="independent sets per cell (set k made with seed k)")
     parser.add_argument("--runs", type=int, default=1, help="trained networks per set")
+    parser.add_argument("--references", nargs="+", choices=list(REFERENCES), default=list(REFERENCES),
+                        help="which reference cells the references family runs (random real subsets as they are, "
+                             "autoencoded, inverted and regenerated, of a D3HR set's bytes)")
+    parser.add_argument("--ipcs", type=int, nargs="+", default=[1, 10], choices=[1, 10],
+                        help="IPCs of the main, ablation and reference cells")
+    parser.add_argument("--protocols", nargs="+", default=["soft", "hard"], choices=["soft", "hard"],
+                        help="protocols of the main, ablation and reference cells")
     parser.add_argument("--teacher_epochs", type=int, default=10)
     parser.add_argument("--skip_speed", action="store_true")
     parser.add_argument("--cells", nargs="+", choices=CELL_FAMILIES, default=list(CELL_FAMILIES),
