@@ -318,13 +318,14 @@ def ablation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                        r["ipc"], r["protocol"], r["fit_per_class"] or 0, r["candidates"]))
 
 
-SETTING = ("denoiser", "autoencoder", "guidance", "timestep", "fit_per_class", "num_candidates")
+SETTING = ("denoiser", "autoencoder", "guidance", "timestep", "fit_per_class", "num_candidates", "sets")
 
 
 def setting_rows(records: list[dict[str, Any]], ipc: int = 10) -> list[dict[str, Any]]:
     """Each D3HR setting (DDIM inversion, group sampling, several sets) at ``ipc``, soft and hard side by
     side with their margins over the random real subset and over the round trip of that subset through
-    the setting's models (where measured), best soft accuracy first."""
+    the setting's models (where measured, with as many sets), best soft accuracy first. The same setting
+    measured with another number of sets is another row."""
     settings: dict[tuple, dict[str, Any]] = {}
     for record in records:
         variant = record["variant"]
@@ -419,7 +420,7 @@ def write_tables() -> None:
                    + markdown_table(setting_rows(records), [
                        ("denoiser", "denoiser"), ("autoencoder", "autoencoder"), ("guidance", "guidance"),
                        ("timestep", "timestep"), ("fit images/class", "fit_per_class"), ("candidates", "num_candidates"),
-                       ("soft", "soft"), ("ahead (soft)", "soft_ahead"), ("round trip (soft)", "soft_round_trip"),
+                       ("sets", "sets"), ("soft", "soft"), ("ahead (soft)", "soft_ahead"), ("round trip (soft)", "soft_round_trip"),
                        ("ahead of it (soft)", "soft_over_round_trip"), ("hard", "hard"), ("ahead (hard)", "hard_ahead"),
                        ("round trip (hard)", "hard_round_trip"), ("ahead of it (hard)", "hard_over_round_trip")])
                    + "\n**The paper's ablations** (each against D3HR with the same denoiser, guidance, IPC, protocol, fit "

@@ -50,6 +50,16 @@ def test_settings_put_soft_and_hard_side_by_side_against_the_random_subset():
     assert rows[1]["hard"] == "75.00 ± 0.50" and rows[1]["hard_ahead"] == "+1.00"
 
 
+def test_a_setting_measured_with_more_sets_is_its_own_row_against_references_with_as_many():
+    references = [{"method": "random-subset", "variant": RANDOM_SUBSET, "ipc": 10, "protocol": "soft",
+                   "acc_mean": acc, "acc_std": 1.0, "sets": sets} for sets, acc in ((8, 85.0), (24, 84.0))]
+    records = references + [cell("d3hr", 84.5, 100_000), cell("d3hr", 84.5, 100_000, sets=24),
+                            cell("d3hr", 75.0, 100_000, protocol="hard")]
+    rows = {row["sets"]: row for row in setting_rows(records)}
+    assert rows[8]["soft_ahead"] == "-0.50" and rows[8]["hard"] == "75.00 ± 0.50"
+    assert rows[24]["soft_ahead"] == "+0.50" and rows[24].get("hard") is None
+
+
 def test_same_storage_reference_follows_the_latent_shape_not_the_decoder():
     def storage(count, autoencoder):
         return {"method": "random-subset", "variant": SAME_STORAGE_SUBSET, "ipc": count, "samples_per_class": count,
