@@ -1,11 +1,12 @@
-"""Quality of the shipped autoencoder on the Fashion-MNIST test set; writes its model card.
+"""Quality of an autoencoder on the Fashion-MNIST test set; for a shipped one, writes its model card.
 
 Measures reconstruction PSNR (posterior mean, decoded, on the [0, 1] scale) and the accuracy that a
 ConvNet-3 trained on the real training images gets on the original test images versus their
 reconstructions; with ``--subset_sets N``, also what the autoencoder costs a distilled set: ``N``
 random real IPC-10 subsets, autoencoded, under both evaluation protocols. Writes
-``benchmarks/results/autoencoder.json`` / ``.md`` and, for the shipped autoencoder, renders
-``model_cards/fashion-mnist-autoencoder.md`` (also copied next to the weights as ``README.md``).
+``benchmarks/results/autoencoder.json`` / ``.md`` and, for a shipped autoencoder (``vae`` of a folder
+under ``src/latent_distill/pretrained``), renders ``model_cards/<folder>-autoencoder.md`` (merged into
+the folder's ``README.md``).
 
     python -m benchmarks.autoencoder [--vae FOLDER] [--classifier_epochs 5] [--subset_sets 8]
 """
@@ -25,7 +26,11 @@ from diffusers import AutoencoderKL
 from latent_distill.checkpointing import atomic_write_text
 from latent_distill.codec import LatentCodec
 from latent_distill.data import fashion_mnist_tensors, uint8_to_float
-from latent_distill.default_models import DEFAULT_PIPELINE_PATH
+from latent_distill.default_models import (
+    DEFAULT_PIPELINE_PATH,
+    fashion_mnist_autoencoder_config,
+    is_shipped_pipeline,
+)
 from latent_distill.evaluation import (
     HardLabelProtocol,
     SoftLabelProtocol,
@@ -36,18 +41,18 @@ from latent_distill.evaluation import (
 
 from .cells import evaluate_sets
 from .results_io import (
-    AUTOENCODER_CARD,
     ROOT,
+    ShippedPipelineCards,
+    load_records,
     markdown_table,
     peak_rss_mb,
     replace_section,
+    shipped_cards,
     training_stages,
     upsert_record,
     write_markdown,
     write_pipeline_readme,
 )
-
-CARD = AUTOENCODER_CARD
 
 
 def psnr_figures(original: torch.Tensor, reconstruction: torch.Tensor) -> tuple[float, float]:
@@ -70,6 +75,10 @@ def stage_command(stage: dict, previous: str) -> str:
     args = stage.get("args", {})
     flags = [f"--{name} {args[name]}" for name in ("max_steps", "batch_size", "learning_rate", "warmup_steps",
                                                    "kl_weight", "mixed_precision", "seed") if name in args]
+    # the architecture, where it is not the default's (a fine-tune inherits it from --init_vae)
+    if args.get("train_part", "all") == "all":
+        flags += [f"--{name} {args[name]}" for name, default in (("latent_channels", 4), ("downsampling", 2))
+                  if args.get(name, default) != default]
     if args.get("train_part", "all") != "all":
         flags = [f"--init_vae {previous}/vae --train_part {args['train_part']}", *flags]
     return "accelerate launch examples/train_autoencoder.py " + " ".join(flags)
@@ -116,7 +125,38 @@ def subset_paragraph(record: dict) -> str:
             "`benchmarks/results/d3hr.md`).\n")
 
 
-def render_card(record: dict, summary: dict) -> str:
+def architecture_sentence(vae_config: dict, latent_shape: list[int]) -> str:
+    """The card's description of an autoencoder's design, from its config and latent shape."""
+    widths = tuple(vae_config.get("block_out_channels", ()))
+    channels, height, width = latent_shape
+    values = channels * height * width
+    pixels = int(vae_config.get("in_channels", 1)) * int(vae_config.get("sample_size", 28)) ** 2
+    per_image = pixels // values if values <= pixels else 0
+    storage = (f", so one image's storage holds {per_image} latent{'s' if per_image > 1 else ''}" if per_image
+               else "")
+    return (f"an SD-VAE design scaled down, {len(widths)} resolution levels with block channels {widths}, "
+            f"{vae_config.get('layers_per_block', 2)} ResNet blocks each, attention mid-block, {channels} latent "
+            f"channels. It maps an image to a **{channels}x{height}x{width} latent** ({values} values for {pixels} "
+            f"pixels{storage}).")
+
+
+def render_card(record: dict, summary: dict, vae_config: Optional[dict] = None,
+                cards: Optional[ShippedPipelineCards] = None) -> str:
+    """The model card of a shipped autoencoder.
+
+    Args:
+        record: its ``benchmarks/results/autoencoder.json`` record.
+        summary: its ``autoencoder_training.json`` (the training stages).
+        vae_config: its ``vae/config.json`` (default: the default autoencoder's).
+        cards: its pipeline's cards (default: the default pipeline's), for the role and usage snippet.
+
+    Returns:
+        The card's markdown, front matter first.
+    """
+    vae_config = vae_config or fashion_mnist_autoencoder_config()
+    cards = cards or shipped_cards(DEFAULT_PIPELINE_PATH)
+    latent_shape = record.get("latent_shape") or [vae_config.get("latent_channels", 4), 7, 7]
+    shape = "x".join(map(str, latent_shape))
     table = markdown_table([record], [
         ("test PSNR (mean per image, dB)", "psnr_mean_db"), ("test PSNR (dataset, dB)", "psnr_dataset_db"),
         ("ConvNet-3 acc. on originals (%)", "acc_original"), ("acc. on reconstructions (%)", "acc_reconstructed"),
@@ -133,12 +173,10 @@ datasets:
 - zalando-datasets/fashion_mnist
 ---
 
-# Fashion-MNIST AutoencoderKL (latent-distill default)
+# Fashion-MNIST AutoencoderKL, {shape} latents (latent-distill)
 
-A small `diffusers.AutoencoderKL` (SD-VAE design scaled down: 3 resolution levels with
-block channels (32, 64, 128), 2 ResNet blocks each, attention mid-block, 4 latent channels) for 28x28
-grey images. It maps an image to a **4x7x7 latent** (196 values for 784 pixels), so one image's
-storage holds four latents: the latent space of latent-distill's offline default.
+A small `diffusers.AutoencoderKL` for 28x28 grey images: {architecture_sentence(vae_config, latent_shape)}
+Its latent space is {cards.role}.
 
 - parameters: {record['parameters']:,}
 - latent scaling factor (1 / std of the latents, in `config.json`): {record['scaling_factor']:.4f}
@@ -157,10 +195,10 @@ is a ConvNet-3, width 128, instance norm, trained {record['classifier_epochs']} 
 
 ```python
 from diffusers import AutoencoderKL
-from latent_distill import DEFAULT_PIPELINE_PATH, LatentDistillationPipeline
+from latent_distill import {cards.constant}, LatentDistillationPipeline
 
-vae = AutoencoderKL.from_pretrained(DEFAULT_PIPELINE_PATH / "vae")
-pipe = LatentDistillationPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)
+vae = AutoencoderKL.from_pretrained({cards.constant} / "vae")
+pipe = LatentDistillationPipeline.from_pretrained({cards.constant})
 ```
 """
 
@@ -239,10 +277,19 @@ def main() -> None:
     parser.add_argument("--subset_sets", type=int, default=0,
                         help="also evaluate this many random real IPC-10 subsets passed through the autoencoder, "
                              "under both protocols (what the autoencoder costs a distilled set; 0: skip)")
+    parser.add_argument("--card_only", action="store_true",
+                        help="re-render a shipped autoencoder's card from its recorded figures (measures nothing)")
     args = parser.parse_args()
 
-    started = time.time()
     vae = AutoencoderKL.from_pretrained(args.vae).eval()
+    if args.card_only:
+        recorded = [r for r in load_records("autoencoder") if r["model"] == model_name(args.vae)]
+        if not recorded or not is_shipped_pipeline(Path(args.vae).parent):
+            raise SystemExit(f"--card_only needs a shipped autoencoder with a recorded result; {args.vae} has none: "
+                             "run the benchmark on it first.")
+        write_card(Path(args.vae).parent, recorded[0], dict(vae.config))
+        return
+    started = time.time()
     codec = LatentCodec(vae, resolution=28)
     test = fashion_mnist_tensors("test")
     originals = uint8_to_float(test.images)
@@ -260,8 +307,7 @@ def main() -> None:
     acc_reconstructed = accuracy(classifier, reconstructions, test.labels)
 
     record = {
-        "benchmark": "autoencoder", "dataset": "fashion-mnist", "model": str(Path(args.vae).relative_to(ROOT / "src")
-                                                                                 if Path(args.vae).is_relative_to(ROOT / "src") else args.vae),
+        "benchmark": "autoencoder", "dataset": "fashion-mnist", "model": model_name(args.vae),
         "parameters": sum(p.numel() for p in vae.parameters()), "latent_shape": list(codec.latent_shape),
         "scaling_factor": codec.scaling_factor, "psnr_mean_db": round(psnr_mean, 2),
         "psnr_dataset_db": round(psnr_dataset, 2), "classifier": "convnet-3 instancenorm",
@@ -273,14 +319,25 @@ def main() -> None:
     record.update({"seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb()})
     records = upsert_record("autoencoder", record, key=("model",))
     write_tables(records)
-    # The model card describes the shipped autoencoder; any other (a candidate) gets a results row only.
-    if Path(args.vae).resolve() == (DEFAULT_PIPELINE_PATH / "vae").resolve():
-        training_record = Path(args.vae).parent / "autoencoder_training.json"
-        summary = json.loads(training_record.read_text()) if training_record.exists() else {}
-        card = render_card(record, summary)
-        atomic_write_text(card, CARD)
-        write_pipeline_readme(Path(args.vae).parent)
+    # Shipped autoencoders get a model card; any other (a candidate) gets a results row only.
+    if is_shipped_pipeline(Path(args.vae).parent):
+        write_card(Path(args.vae).parent, record, dict(vae.config))
     print(json.dumps(record, indent=2))
+
+
+def model_name(vae: str) -> str:
+    """How a record names an autoencoder folder: relative to ``src`` inside the repository, else as given."""
+    path = Path(vae).resolve()
+    return str(path.relative_to(ROOT / "src")) if path.is_relative_to(ROOT / "src") else vae
+
+
+def write_card(pipeline: Path, record: dict, vae_config: dict) -> None:
+    """Renders a shipped autoencoder's card and merges it into its pipeline folder's ``README.md``."""
+    training_record = pipeline / "autoencoder_training.json"
+    summary = json.loads(training_record.read_text()) if training_record.exists() else {}
+    cards = shipped_cards(pipeline)
+    atomic_write_text(render_card(record, summary, vae_config, cards), cards.autoencoder)
+    write_pipeline_readme(pipeline, cards)
 
 
 if __name__ == "__main__":

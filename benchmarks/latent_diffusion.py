@@ -1,4 +1,4 @@
-"""Class fidelity of a pipeline's class-conditional DiT; for the shipped one, its model card and a sample grid.
+"""Class fidelity of a pipeline's class-conditional DiT; for a shipped one, its model card and a sample grid.
 
 Generates ``--per_class`` samples of every class from pure noise (deterministic DDIM on a
 ``--steps`` grid, classifier-free guidance at each ``--guidance`` scale), decodes them with the
@@ -6,11 +6,11 @@ pipeline's autoencoder, and has a classifier trained on the real training images
 class fidelity is the share labelled as the class they were generated for. The classifier is the
 cached soft-label teacher (batch-norm ConvNet-3), so its accuracy on the real test set is reported
 beside it. ``--pipeline`` measures another pipeline folder's denoiser (its rows are named after the
-folder; no card or grid is written for it).
+folder; a card and grid are written only for a shipped folder under ``src/latent_distill/pretrained``).
 
-Writes ``benchmarks/results/latent_diffusion.json`` / ``.md``, the grid
-``model_cards/fashion-mnist-dit-samples.png`` and the card ``model_cards/fashion-mnist-dit.md``
-(also merged into the pipeline folder's ``README.md``).
+Writes ``benchmarks/results/latent_diffusion.json`` / ``.md`` and, for a shipped pipeline, the grid
+``model_cards/<folder>-dit-samples.png`` and the card ``model_cards/<folder>-dit.md`` (merged into
+the folder's ``README.md``).
 
     python -m benchmarks.latent_diffusion [--per_class 50] [--guidance 1 2 4]
 """
@@ -21,6 +21,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -36,6 +37,11 @@ from latent_distill.data import (
     float_to_uint8,
     uint8_to_float,
 )
+from latent_distill.default_models import (
+    SHIPPED_PIPELINES,
+    fashion_mnist_transformer_config,
+    is_shipped_pipeline,
+)
 from latent_distill.diffusion import GuidedDenoiser, ddim_regenerate, ddim_schedulers
 from latent_distill.evaluation import (
     accuracy,
@@ -49,18 +55,16 @@ from latent_distill.evaluation import (
 from latent_distill.seeding import generator_for
 
 from .results_io import (
-    DENOISER_CARD,
     ROOT,
+    ShippedPipelineCards,
     load_records,
     markdown_table,
     peak_rss_mb,
+    shipped_cards,
     upsert_record,
     write_markdown,
     write_pipeline_readme,
 )
-
-CARD = DENOISER_CARD
-GRID = ROOT / "model_cards" / "fashion-mnist-dit-samples.png"
 
 
 @torch.no_grad()
@@ -118,7 +122,33 @@ null label with probability {args.get('class_dropout')} (one draw per sample), E
 {training.get('train_seconds', 0) / 60:.0f} min on {training.get('processes', 1)} CPU process(es)."""
 
 
-def render_card(records: list[dict], training: dict) -> str:
+def architecture_sentence(transformer_config: dict) -> str:
+    """The card's description of a DiT's design, from its config."""
+    config = transformer_config
+    side, patch = int(config["sample_size"]), int(config["patch_size"])
+    heads, head_dim = int(config["num_attention_heads"]), int(config["attention_head_dim"])
+    classes = int(config["num_embeds_ada_norm"])
+    return (f"patch size {patch} ({(side // patch) ** 2} tokens), {config['num_layers']} `{config['norm_type']}` "
+            f"blocks of width {heads * head_dim} ({heads} heads of {head_dim}), {classes} class labels plus the null "
+            f"label {classes} for classifier-free guidance")
+
+
+def render_card(records: list[dict], training: dict, transformer_config: Optional[dict] = None,
+                cards: Optional[ShippedPipelineCards] = None) -> str:
+    """The model card of a shipped denoiser.
+
+    Args:
+        records: its ``latent_diffusion`` records (one per guidance scale).
+        training: its ``latent_diffusion_training.json`` (the training rounds).
+        transformer_config: its ``transformer/config.json`` (default: the default denoiser's).
+        cards: its pipeline's cards (default: the default pipeline's), for the grid, role and snippet.
+
+    Returns:
+        The card's markdown, front matter first.
+    """
+    config = transformer_config or fashion_mnist_transformer_config()
+    cards = cards or shipped_cards(DEFAULT_PIPELINE_PATH)
+    shape = f"{config['in_channels']}x{config['sample_size']}x{config['sample_size']}"
     table = markdown_table(records, [column for column in CHECKPOINT_COLUMNS
                                      if column[1] not in ("model", "training_steps")]
                            + [("classifier test acc. (%)", "classifier_test_acc")])
@@ -137,13 +167,12 @@ datasets:
 - zalando-datasets/fashion_mnist
 ---
 
-# Fashion-MNIST class-conditional DiT (latent-distill default)
+# Fashion-MNIST class-conditional DiT, {shape} latents (latent-distill)
 
-A small `diffusers.DiTTransformer2DModel` denoiser over the **4x7x7 latents** of the shipped
-Fashion-MNIST autoencoder: patch size 1 (49 tokens), 6 `ada_norm_zero` blocks of width 128 (4 heads of
-32), 10 class labels plus the null label 10 for classifier-free guidance; it predicts the noise
+A small `diffusers.DiTTransformer2DModel` denoiser over the **{shape} latents** of the autoencoder
+shipped beside it: {architecture_sentence(config)}; it predicts the noise
 (no learned-sigma channels). Scheduler: DDIM over DiT's schedule (linear betas 1e-4 to 0.02, 1000
-steps). It is the diffusion model of the offline default for D3HR and LD3M.
+steps). It is the diffusion model of D3HR and LD3M in this pipeline, {cards.role}.
 
 - parameters: {training.get('parameters', 0):,}
 - trained on: the latents (scaled posterior means) of the 60,000 Fashion-MNIST training images
@@ -151,6 +180,9 @@ steps). It is the diffusion model of the offline default for D3HR and LD3M.
   of CPU time in all; the EMA weights of the last round are shipped
 
 ## Training
+
+Each round runs in a copy of this pipeline folder (`--pipeline_dir`: its autoencoder's latents are
+the training data).
 
 {rounds}
 
@@ -165,7 +197,7 @@ with Inception FIDs); precision / recall = improved precision and recall (k = 3)
 features. Every checkpoint: `benchmarks/results/latent_diffusion.md`.
 
 {table}
-![samples]({GRID.name})
+![samples]({cards.grid.name})
 
 One row per class (top to bottom: {', '.join(FASHION_MNIST_CLASSES)}), guidance
 {records[-1]['guidance'] if records else ''}.
@@ -175,9 +207,9 @@ Generated by `python -m benchmarks.latent_diffusion` from `benchmarks/results/la
 ## Use
 
 ```python
-from latent_distill import D3HRPipeline, DEFAULT_PIPELINE_PATH
+from latent_distill import D3HRPipeline, {cards.constant}
 
-pipe = D3HRPipeline.from_pretrained(DEFAULT_PIPELINE_PATH)   # vae + transformer + scheduler
+pipe = D3HRPipeline.from_pretrained({cards.constant})   # vae + transformer + scheduler
 ```
 """
 
@@ -215,16 +247,17 @@ CHECKPOINT_COLUMNS = [("model", "model"), ("training steps", "training_steps"), 
 
 def write_table() -> list[dict]:
     """Writes ``latent_diffusion.md`` from the records; returns the records with all metrics."""
-    shipped = f"{DEFAULT_PIPELINE_PATH.name}-dit"
+    shipped = [f"{name}-dit" for name in SHIPPED_PIPELINES]
     records = sorted(load_records("latent_diffusion"),
-                     key=lambda r: (r["model"].rsplit("@", 1)[0] != shipped, r["model"].rsplit("@", 1)[0],
+                     key=lambda r: (r["model"].rsplit("@", 1)[0] not in shipped, r["model"].rsplit("@", 1)[0],
                                     r.get("training_steps", 0), r["samples"], r["steps"], r["guidance"]))
     measured = [r for r in records if "fid" in r]
     write_markdown("latent_diffusion", "# Quality of the DiT denoisers, checkpoint by checkpoint\n\n"
                    "Class fidelity, Fréchet distance and precision / recall on the features of a classifier of the "
                    "real data (the real reference is the test split), per training checkpoint and guidance scale. "
-                   f"`model` = `<pipeline folder>-dit@<training steps>`: `{shipped}` is the shipped denoiser; "
-                   "other folders hold denoisers trained on the latents of other autoencoders (measured in "
+                   f"`model` = `<pipeline folder>-dit@<training steps>`: {' and '.join(f'`{m}`' for m in shipped)} "
+                   "are the shipped denoisers (their last checkpoints are the shipped weights); other folders hold "
+                   "denoisers trained on the latents of other autoencoders (measured in "
                    "`benchmarks/results/autoencoder.md`).\n\n"
                    + markdown_table(measured, CHECKPOINT_COLUMNS)
                    + "\n\n**Earlier class-fidelity measurements** (500 samples, no distribution metrics):\n\n"
@@ -249,16 +282,24 @@ def main() -> None:
     parser.add_argument("--teacher_epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--card_only", action="store_true",
+                        help="re-render a shipped pipeline's card from its recorded figures and grid (measures nothing)")
     args = parser.parse_args()
     configure_threads(args.threads)
     pipe = D3HRPipeline.from_pretrained(args.pipeline)
     training = training_lineage(Path(args.pipeline))
+    if args.card_only:
+        if not is_shipped_pipeline(args.pipeline) or not shipped_cards(args.pipeline).grid.exists():
+            raise SystemExit(f"--card_only needs a shipped pipeline already measured (its grid written); "
+                             f"{args.pipeline} is not: run the benchmark on it first.")
+        write_card(pipe, Path(args.pipeline), training, write_table())
+        return
     if args.transformer is not None:
         pipe.register_modules(transformer=DiTTransformer2DModel.from_pretrained(args.transformer).eval())
     steps_trained = args.training_steps if args.training_steps is not None else total_training_steps(training)
     # Named as benchmarks.results_io.denoiser_label names a pipeline folder's denoiser.
     model = f"{Path(args.pipeline).name}-dit@{steps_trained}"
-    shipped_pipeline = Path(args.pipeline).resolve() == DEFAULT_PIPELINE_PATH.resolve()
+    shipped_pipeline = is_shipped_pipeline(args.pipeline)
     train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
     classifier = train_teacher(train, epochs=args.teacher_epochs, seed=0, cache_dir=ROOT / "runs" / "teachers",
                                torch_compile=True).eval()
@@ -280,14 +321,21 @@ def main() -> None:
         upsert_record("latent_diffusion", record, key=("model", "guidance", "steps", "samples"))
         print(json.dumps(record), flush=True)
         if args.transformer is None and shipped_pipeline and guidance == args.guidance[-1]:
-            save_grid(samples, GRID)
-            save_grid(samples, Path(args.pipeline) / GRID.name)  # the folder's README shows it too
+            cards = shipped_cards(args.pipeline)
+            save_grid(samples, cards.grid)
+            save_grid(samples, Path(args.pipeline) / cards.grid.name)  # the folder's README shows it too
     measured = write_table()
     if args.transformer is None and shipped_pipeline:  # the card and grid are the shipped model's
-        shipped = [r for r in measured if r["model"] == model]
-        card = render_card(shipped, training)
-        atomic_write_text(card, CARD)
-        write_pipeline_readme(Path(args.pipeline))
+        write_card(pipe, Path(args.pipeline), training, measured)
+
+
+def write_card(pipe: D3HRPipeline, pipeline: Path, training: dict, measured: list[dict]) -> None:
+    """Renders a shipped denoiser's card from its records and merges it into the folder's ``README.md``."""
+    model = f"{pipeline.name}-dit@{total_training_steps(training)}"
+    cards = shipped_cards(pipeline)
+    card = render_card([r for r in measured if r["model"] == model], training, dict(pipe.transformer.config), cards)
+    atomic_write_text(card, cards.denoiser)
+    write_pipeline_readme(pipeline, cards)
 
 
 if __name__ == "__main__":

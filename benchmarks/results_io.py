@@ -18,12 +18,16 @@ import resource
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from latent_distill.checkpointing import atomic_write_json, atomic_write_text
 from latent_distill.codec import config_downsampling
-from latent_distill.default_models import DEFAULT_PIPELINE_PATH
+from latent_distill.default_models import (
+    DEFAULT_PIPELINE_PATH,
+    FASHION_MNIST_14X14_PIPELINE_PATH,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -143,18 +147,71 @@ def denoiser_label(pipeline: Any) -> Optional[str]:
     return f"{Path(pipeline).name}-dit@{training.get('total_steps', training.get('steps'))}"
 
 
-AUTOENCODER_CARD = ROOT / "model_cards" / "fashion-mnist-autoencoder.md"
-DENOISER_CARD = ROOT / "model_cards" / "fashion-mnist-dit.md"
+MODEL_CARDS = ROOT / "model_cards"
 
 
-def write_pipeline_readme(pipeline: Path) -> None:
-    """Writes a pipeline folder's ``README.md`` from the shipped model cards: the autoencoder card,
-    then the denoiser card's body (either benchmark that renders a card calls this, so neither
-    overwrites the other's half)."""
-    autoencoder = AUTOENCODER_CARD.read_text() if AUTOENCODER_CARD.exists() else ""
+@dataclass(frozen=True)
+class ShippedPipelineCards:
+    """Where a shipped pipeline folder's model cards live, and how they present it.
+
+    Args:
+        autoencoder: the autoencoder's card (``model_cards/<folder>-autoencoder.md``).
+        denoiser: the denoiser's card (``model_cards/<folder>-dit.md``).
+        grid: the denoiser's sample grid (``model_cards/<folder>-dit-samples.png``; copied into the folder).
+        constant: the ``latent_distill`` constant holding the folder's path (for the cards' usage snippets).
+        role: what the pipeline is for, one sentence fragment.
+    """
+
+    autoencoder: Path
+    denoiser: Path
+    grid: Path
+    constant: str
+    role: str
+
+
+SHIPPED_ROLES = {
+    DEFAULT_PIPELINE_PATH.name: ("DEFAULT_PIPELINE_PATH", "the offline default of every method"),
+    FASHION_MNIST_14X14_PIPELINE_PATH.name: (
+        "FASHION_MNIST_14X14_PIPELINE_PATH",
+        "the finer alternative to the default's 4x7x7 latents (four times the latent size, more detail), "
+        "D3HR's best setting at IPC 10 (`benchmarks/results/d3hr.md`)"),
+}
+"""Per shipped pipeline folder name: its ``latent_distill`` constant and its role."""
+
+
+def shipped_cards(pipeline: Any, folder: Path = MODEL_CARDS) -> ShippedPipelineCards:
+    """The model cards of a shipped pipeline folder.
+
+    Args:
+        pipeline: the pipeline folder (its name picks the cards).
+        folder: where the cards are written.
+
+    Returns:
+        The :class:`ShippedPipelineCards`.
+
+    Raises:
+        KeyError: for a folder that is not shipped (only shipped models get cards).
+    """
+    name = Path(pipeline).name
+    constant, role = SHIPPED_ROLES[name]
+    return ShippedPipelineCards(folder / f"{name}-autoencoder.md", folder / f"{name}-dit.md",
+                                folder / f"{name}-dit-samples.png", constant, role)
+
+
+def write_pipeline_readme(pipeline: Path, cards: Optional[ShippedPipelineCards] = None) -> None:
+    """Writes a pipeline folder's ``README.md`` from its model cards: the autoencoder card, then the
+    denoiser card's body (either benchmark that renders a card calls this, so neither overwrites
+    the other's half).
+
+    Args:
+        pipeline: the shipped pipeline folder.
+        cards: its cards (default: :func:`shipped_cards` of ``pipeline``).
+    """
+    cards = cards or shipped_cards(pipeline)
+    autoencoder = cards.autoencoder.read_text() if cards.autoencoder.exists() else ""
     text = autoencoder.rstrip() + "\n"
-    if DENOISER_CARD.exists():
-        body = DENOISER_CARD.read_text().split("---\n", 2)[2]
+    if cards.denoiser.exists():
+        body = cards.denoiser.read_text().split("---\n", 2)[2]
         text += "\n" + body.replace("\n# ", "\n## ", 1)
     atomic_write_text(text, Path(pipeline) / "README.md")
 

@@ -7,6 +7,7 @@ ConvNet-3 trained on its decoded images is compared with a random real subset of
     accelerate launch examples/distill.py
     accelerate launch examples/distill.py --method pixel-dm --ipc 1 --iterations 500
     accelerate launch examples/distill.py --method d3hr --ipc 10 --max_samples_per_class 1000
+    accelerate launch examples/distill.py --method d3hr --pretrained fashion-mnist-14x14   # 4x14x14 latents
     accelerate launch examples/distill.py --dataset org/my-images --pretrained org/my-vae-pipeline
 """
 
@@ -22,6 +23,7 @@ from accelerate import PartialState
 
 from latent_distill import (
     DEFAULT_PIPELINE_PATH,
+    SHIPPED_PIPELINES,
     D3HRConfig,
     D3HRPipeline,
     HardLabelProtocol,
@@ -32,6 +34,7 @@ from latent_distill import (
     evaluate_synthetic,
     list_presets,
     random_subset_reference,
+    shipped_pipeline_path,
     uint8_to_float,
 )
 from latent_distill.data import (
@@ -53,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image_column", default=None)
     parser.add_argument("--label_column", default=None)
     parser.add_argument("--pretrained", default=str(DEFAULT_PIPELINE_PATH),
-                        help="pipeline folder or Hub id holding the autoencoder")
+                        help="pipeline folder or Hub id holding the autoencoder (and, for d3hr and ld3m, the "
+                             f"denoiser), or a shipped pipeline's name: {', '.join(SHIPPED_PIPELINES)}")
     parser.add_argument("--ipc", type=int, default=10)
     parser.add_argument("--budget", default="storage", choices=["storage", "count"])
     parser.add_argument("--samples_per_class", type=int, default=None)
@@ -93,7 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--push_to_hub", action="store_true")
     parser.add_argument("--hub_repo_id", default=None)
     parser.add_argument("--hub_private", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.pretrained = str(shipped_pipeline_path(args.pretrained))
+    return args
 
 
 def peak_rss_mb() -> float:

@@ -315,3 +315,11 @@ def test_train_autoencoder_refuses_a_decoder_fine_tune_without_a_starting_model(
         load_example("train_autoencoder").main(["--train_part", "decoder", "--checkpoint_dir", str(tmp_path / "ckpt")])
     assert "--init_vae" in capsys.readouterr().err
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_distill_example_takes_a_shipped_pipeline_by_name():
+    from latent_distill import FASHION_MNIST_14X14_PIPELINE_PATH
+
+    args = load_example("distill").parse_args(["--method", "d3hr", "--pretrained", "fashion-mnist-14x14"])
+    assert args.pretrained == str(FASHION_MNIST_14X14_PIPELINE_PATH)
+    assert load_example("distill").parse_args(["--pretrained", "org/vae"]).pretrained == "org/vae"

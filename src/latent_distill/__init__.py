@@ -14,7 +14,12 @@ from .data import (
     load_fashion_mnist,
     uint8_to_float,
 )
-from .default_models import DEFAULT_PIPELINE_PATH
+from .default_models import (
+    DEFAULT_PIPELINE_PATH,
+    FASHION_MNIST_14X14_PIPELINE_PATH,
+    SHIPPED_PIPELINES,
+    shipped_pipeline_path,
+)
 from .distilled import DistilledDataset
 from .evaluation import (
     EvaluationResult,
@@ -50,6 +55,8 @@ __all__ = [
     "D3HROutput",
     "D3HRPipeline",
     "DEFAULT_PIPELINE_PATH",
+    "FASHION_MNIST_14X14_PIPELINE_PATH",
+    "SHIPPED_PIPELINES",
     "DataError",
     "DistillationConfig",
     "DistilledDataset",
@@ -86,5 +93,6 @@ __all__ = [
     "register_objective",
     "register_representation",
     "samples_per_class_for_budget",
+    "shipped_pipeline_path",
     "uint8_to_float",
 ]

@@ -1,8 +1,17 @@
-"""The shipped default models and how to build them.
+"""The shipped models and how to build them.
 
-The default pipeline folder (``latent_distill/pretrained/fashion-mnist``) holds a small
-``AutoencoderKL`` trained by ``examples/train_autoencoder.py`` on Fashion-MNIST; it is an ordinary
-diffusers folder and loads with ``LatentDistillationPipeline.from_pretrained``.
+Two pipeline folders ship inside the package, each an ordinary diffusers folder (an
+``AutoencoderKL`` trained by ``examples/train_autoencoder.py`` and a class-conditional
+``DiTTransformer2DModel`` trained by ``examples/train_latent_diffusion.py`` on Fashion-MNIST, with
+a DDIM scheduler) that loads with ``LatentDistillationPipeline.from_pretrained`` or
+``D3HRPipeline.from_pretrained``:
+
+- ``latent_distill/pretrained/fashion-mnist`` (:data:`DEFAULT_PIPELINE_PATH`): ``4x7x7`` latents,
+  the offline default of every method;
+- ``latent_distill/pretrained/fashion-mnist-14x14`` (:data:`FASHION_MNIST_14X14_PIPELINE_PATH`):
+  ``4x14x14`` latents, finer detail at four times the latent size (D3HR's best setting at IPC 10).
+
+:func:`shipped_pipeline_path` turns a shipped folder's name into its path.
 """
 
 from __future__ import annotations
@@ -11,7 +20,33 @@ from pathlib import Path
 
 from diffusers import AutoencoderKL
 
-DEFAULT_PIPELINE_PATH = Path(__file__).parent / "pretrained" / "fashion-mnist"
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+DEFAULT_PIPELINE_PATH = PRETRAINED_DIR / "fashion-mnist"
+FASHION_MNIST_14X14_PIPELINE_PATH = PRETRAINED_DIR / "fashion-mnist-14x14"
+SHIPPED_PIPELINES = {path.name: path for path in (DEFAULT_PIPELINE_PATH, FASHION_MNIST_14X14_PIPELINE_PATH)}
+"""Shipped pipeline folders by name."""
+
+
+def shipped_pipeline_path(name_or_path: str | Path) -> str | Path:
+    """The folder of a shipped pipeline named ``name_or_path``; anything else unchanged.
+
+    Args:
+        name_or_path: a shipped pipeline's name (a key of :data:`SHIPPED_PIPELINES`, e.g.
+            ``"fashion-mnist-14x14"``), a folder or a Hub id.
+
+    Returns:
+        The shipped folder's path for a shipped name that is not also an existing local folder;
+        ``name_or_path`` itself otherwise.
+    """
+    name = str(name_or_path)
+    if name in SHIPPED_PIPELINES and not Path(name).exists():
+        return SHIPPED_PIPELINES[name]
+    return name_or_path
+
+
+def is_shipped_pipeline(path: str | Path) -> bool:
+    """Whether ``path`` is one of the shipped pipeline folders."""
+    return any(Path(path).resolve() == shipped.resolve() for shipped in SHIPPED_PIPELINES.values())
 
 
 #: Block widths of the default autoencoder, one per resolution level (28, 14, 7).
