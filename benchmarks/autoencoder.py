@@ -24,7 +24,7 @@ import torch
 from diffusers import AutoencoderKL
 
 from latent_distill.checkpointing import atomic_write_text
-from latent_distill.codec import LatentCodec
+from latent_distill.codec import LatentCodec, config_downsampling
 from latent_distill.data import fashion_mnist_tensors, uint8_to_float
 from latent_distill.default_models import (
     DEFAULT_PIPELINE_PATH,
@@ -155,7 +155,8 @@ def render_card(record: dict, summary: dict, vae_config: Optional[dict] = None,
     """
     vae_config = vae_config or fashion_mnist_autoencoder_config()
     cards = cards or shipped_cards(DEFAULT_PIPELINE_PATH)
-    latent_shape = record.get("latent_shape") or [vae_config.get("latent_channels", 4), 7, 7]
+    side = int(vae_config.get("sample_size", 28)) // config_downsampling(vae_config)
+    latent_shape = record.get("latent_shape") or [vae_config.get("latent_channels", 4), side, side]
     shape = "x".join(map(str, latent_shape))
     table = markdown_table([record], [
         ("test PSNR (mean per image, dB)", "psnr_mean_db"), ("test PSNR (dataset, dB)", "psnr_dataset_db"),
