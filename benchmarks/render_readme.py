@@ -22,6 +22,7 @@ SECTIONS = {
     "d3hr": "d3hr",
     "d3hr-speed": "d3hr_speed",
     "d3hr-gaussian-fit": "d3hr_gaussian_fit",
+    "subset-selection": "subset_selection",
     "ld3m-gradient-flow": "ld3m_gradient_flow",
     "ld3m-cost": "ld3m_cost",
     "encoding-memory": "encoding_memory",

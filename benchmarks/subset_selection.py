@@ -1,0 +1,204 @@
+"""Which real images does the soft-label protocol reward at IPC 10?
+
+D3HR's group sampling keeps the group of draws whose moments best match the class's distribution:
+it bets that a *representative* set trains a better student than a random one. This benchmark puts
+that bet to the test on real images, where no generator stands in the way. Per class, a seeded pool
+of ``--pool`` training images (as many as D3HR fits its Gaussians on) is drawn; a selection rule
+keeps ``--ipc`` of them; the set is trained under the soft-label protocol of ``benchmarks.d3hr``
+(same teacher, same protocol object, set ``k`` drawn and its network seeded with ``k``). Rules
+(in :data:`RULES`), every feature-space one on the teacher's L2-normalised penultimate features:
+
+- ``random``: the pool's first ``ipc`` images (the pool is a seeded shuffle: a random subset);
+- ``herding``: greedy mean matching (each pick brings the running mean of the kept features
+  closest to the pool's mean), the classic representative coreset;
+- ``k-means medoids``: k-means with ``ipc`` components (k-means++ start), the image nearest to
+  each centre: one image per mode of the class;
+- ``farthest point``: the image nearest the mean, then each next the farthest from those kept
+  (k-center greedy): the widest spread;
+- ``most confident`` / ``least confident``: the images the teacher gives the highest / lowest
+  probability of their class (prototypes / hard cases).
+
+If no rule lifts the student above the random subset by more than the set-to-set noise, the
+images themselves are not the lever under this protocol at this IPC, and a generated set can at
+best tie the random real subset.
+
+Writes ``benchmarks/results/subset_selection.json`` / ``.md``.
+
+    python -m benchmarks.subset_selection [--pool 200] [--ipc 10] [--sets 8] [--rules ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+import torch
+
+from latent_distill.data import fashion_mnist_tensors
+from latent_distill.evaluation import (
+    SoftLabelProtocol,
+    classifier_features,
+    configure_threads,
+    train_teacher,
+)
+from latent_distill.evaluation.common import to_float_samples
+from latent_distill.seeding import derive_seed
+
+from . import cells
+from .d3hr_gaussian_fit import kmeans
+from .results_io import ROOT, load_records, markdown_table, write_markdown
+
+BENCHMARK = "subset_selection"
+CELL_KEY = ("rule", "pool", "ipc", "protocol", "sets", "teacher_epochs")
+
+Rule = Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], list[int]]
+"""A pool's ``(n, F)`` unit-norm teacher features, its ``(n,)`` teacher probabilities of the class, a
+count ``k`` and a generator -> the ``k`` kept pool indices."""
+
+
+def first(features: torch.Tensor, confidence: torch.Tensor, count: int, generator: torch.Generator) -> list[int]:
+    """The pool's first ``count`` images (a random subset: the pool is a seeded shuffle)."""
+    return list(range(count))
+
+
+def herding(features: torch.Tensor, confidence: torch.Tensor, count: int, generator: torch.Generator) -> list[int]:
+    """Greedy mean matching: pick ``j`` brings the mean of the ``j`` kept features nearest the pool's."""
+    target, total, kept = features.mean(0), torch.zeros(features.shape[1], dtype=features.dtype), []
+    for picked in range(1, count + 1):
+        distance = (total.unsqueeze(0) + features - picked * target).norm(dim=1)
+        distance[kept] = float("inf")
+        kept.append(int(distance.argmin()))
+        total += features[kept[-1]]
+    return kept
+
+
+def kmeans_medoids(features: torch.Tensor, confidence: torch.Tensor, count: int,
+                   generator: torch.Generator) -> list[int]:
+    """The image nearest each centre of a ``count``-component k-means (a distinct image per centre)."""
+    assignment = kmeans(features, count, generator)
+    kept = []
+    for component in range(count):
+        members = assignment == component
+        centre = features[members].mean(0) if members.any() else features.mean(0)
+        distance = (features - centre).norm(dim=1)
+        distance[kept] = float("inf")
+        kept.append(int(distance.argmin()))
+    return kept
+
+
+def farthest_point(features: torch.Tensor, confidence: torch.Tensor, count: int,
+                   generator: torch.Generator) -> list[int]:
+    """k-center greedy from the image nearest the mean: each next pick is the farthest from the kept."""
+    kept = [int((features - features.mean(0)).norm(dim=1).argmin())]
+    nearest = (features - features[kept[0]]).norm(dim=1)
+    while len(kept) < count:
+        kept.append(int(nearest.argmax()))
+        nearest = torch.minimum(nearest, (features - features[kept[-1]]).norm(dim=1))
+    return kept
+
+
+def by_confidence(descending: bool) -> Rule:
+    """The ``count`` images of highest (``descending``) or lowest teacher probability of their class."""
+    def rule(features: torch.Tensor, confidence: torch.Tensor, count: int, generator: torch.Generator) -> list[int]:
+        return confidence.argsort(descending=descending)[:count].tolist()
+    return rule
+
+
+RULES: dict[str, Rule] = {
+    "random": first,
+    "herding": herding,
+    "k-means medoids": kmeans_medoids,
+    "farthest point": farthest_point,
+    "most confident": by_confidence(True),
+    "least confident": by_confidence(False),
+}
+"""The selection rules, in table order."""
+
+
+def pool_rows(indices_by_class: list[torch.Tensor], pool: int, seed: int) -> list[torch.Tensor]:
+    """Per class, the training-set rows of a seeded random pool of ``pool`` images."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, "subset-selection-pool"))
+    return [rows[torch.randperm(len(rows), generator=generator)[:pool]] for rows in indices_by_class]
+
+
+def write_table() -> None:
+    order = list(RULES)
+    records = sorted(load_records(BENCHMARK), key=lambda r: (r["ipc"], r["pool"], r["sets"],
+                                                            order.index(r["rule"]) if r["rule"] in order else 99))
+    random = {(r["ipc"], r["pool"], r["sets"]): r for r in records if r["rule"] == "random"}
+    rows = []
+    for record in records:
+        reference = random.get((record["ipc"], record["pool"], record["sets"]))
+        ahead = None
+        if reference is not None and record is not reference:
+            differences = [a - b for a, b in zip(record["set_means"], reference["set_means"])]
+            mean = sum(differences) / len(differences)
+            spread = (sum((d - mean) ** 2 for d in differences) / max(1, len(differences) - 1)) ** 0.5
+            ahead = f"{mean:+.2f} ± {spread / len(differences) ** 0.5:.2f} ({sum(d > 0 for d in differences)}/"\
+                    f"{len(differences)})"
+        rows.append({**record, "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}", "ahead": ahead,
+                     "set_means": ", ".join(f"{m:.1f}" for m in record["set_means"])})
+    write_markdown(BENCHMARK, "# Which real images the soft-label protocol rewards\n\n"
+                   + markdown_table(rows, [
+                       ("rule", "rule"), ("IPC", "ipc"), ("pool/class", "pool"), ("protocol", "protocol"),
+                       ("sets", "sets"), ("accuracy", "accuracy"), ("ahead of random (paired)", "ahead"),
+                       ("set means", "set_means")])
+                   + "\n\nFashion-MNIST, ConvNet-3 under the soft-label protocol of `d3hr.md` (same teacher), on "
+                   "the 10,000 test images. Per class, set k keeps IPC images of a pool of `pool/class` training "
+                   "images drawn with seed k, by the rule named; `random` keeps the pool's first ones. Feature "
+                   "rules work on the teacher's unit-norm penultimate features; `herding` = greedy mean matching, "
+                   "`k-means medoids` = the image nearest each k-means centre, `farthest point` = k-center greedy, "
+                   "`most / least confident` = the teacher's probability of the class. `ahead of random` = the "
+                   "mean over sets of the rule's set mean minus `random`'s on the same pool, ± its standard "
+                   "error, (sets where the rule is ahead). Generated by `benchmarks/subset_selection.py`.\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool", type=int, default=200, help="training images per class the rules choose from")
+    parser.add_argument("--ipc", type=int, default=10)
+    parser.add_argument("--sets", type=int, default=8, help="independent sets per rule (set k: pool seed k)")
+    parser.add_argument("--rules", nargs="+", choices=list(RULES), default=list(RULES))
+    parser.add_argument("--eval_epochs", type=int, default=300)
+    parser.add_argument("--teacher_epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--redo", action="store_true")
+    args = parser.parse_args()
+    if args.pool < args.ipc:
+        parser.error(f"--pool ({args.pool}) must be at least --ipc ({args.ipc}): a rule keeps ipc images of the pool.")
+    configure_threads(args.threads)
+    torch._dynamo.config.recompile_limit = 64
+    train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
+    teacher = train_teacher(train, epochs=args.teacher_epochs, seed=0, cache_dir=ROOT / "runs" / "teachers",
+                            torch_compile=True).eval()
+    images = to_float_samples(train.images)
+    indices_by_class = train.indices_by_class()
+
+    for name in args.rules:
+        rule = RULES[name]
+
+        def make_set(seed: int, rule: Rule = rule) -> tuple[torch.Tensor, torch.Tensor]:
+            kept, labels = [], []
+            for class_index, rows in enumerate(pool_rows(indices_by_class, args.pool, seed)):
+                pool = images[rows]
+                features = torch.nn.functional.normalize(classifier_features(teacher, pool), dim=1)
+                with torch.no_grad():
+                    confidence = torch.cat([teacher(chunk).softmax(1)[:, class_index] for chunk in pool.split(500)])
+                generator = torch.Generator().manual_seed(derive_seed(seed, "subset-selection-rule", class_index))
+                chosen = rule(features, confidence.double(), args.ipc, generator)
+                kept.append(pool[chosen])
+                labels.append(torch.full((args.ipc,), class_index, dtype=torch.int64))
+            return torch.cat(kept), torch.cat(labels)
+
+        def compute(make_set=make_set) -> dict:
+            return cells.evaluate_sets(make_set, test, SoftLabelProtocol(epochs=args.eval_epochs), teacher,
+                                       args.sets, 1)
+
+        cells.run_cell(BENCHMARK, {"rule": name, "pool": args.pool, "ipc": args.ipc, "samples_per_class": args.ipc,
+                                   "protocol": "soft", "teacher_epochs": args.teacher_epochs, "sets": args.sets},
+                       compute, CELL_KEY, redo=args.redo, summary="{rule}: {acc_mean} ± {acc_std}")
+    write_table()
+
+
+if __name__ == "__main__":
+    main()
