@@ -22,19 +22,26 @@ If no rule lifts the student above the random subset by more than the set-to-set
 images themselves are not the lever under this protocol at this IPC, and a generated set can at
 best tie the random real subset.
 
+With ``--source d3hr`` the pool of each class is ``--pool`` plain draws from D3HR's fitted
+Gaussians (``benchmarks.d3hr``'s cached fit of ``--pipeline`` at ``--guidance`` and ``--depth``),
+regenerated and decoded: the same rules then choose among generated images, as a D3HR variant that
+spends ``pool / ipc`` times the regeneration to keep a chosen group.
+
 Writes ``benchmarks/results/subset_selection.json`` / ``.md``.
 
     python -m benchmarks.subset_selection [--pool 200] [--ipc 10] [--sets 8] [--rules ...]
+        [--source d3hr --pipeline DIR --guidance 4 --depth 31 --fit_per_class 200]
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
-from latent_distill.data import fashion_mnist_tensors
+from latent_distill import DEFAULT_PIPELINE_PATH, D3HRConfig, D3HRPipeline
+from latent_distill.data import fashion_mnist_tensors, uint8_to_float
 from latent_distill.evaluation import (
     SoftLabelProtocol,
     classifier_features,
@@ -44,12 +51,20 @@ from latent_distill.evaluation import (
 from latent_distill.evaluation.common import to_float_samples
 from latent_distill.seeding import derive_seed
 
-from . import cells
+from . import cells, d3hr
 from .d3hr_gaussian_fit import kmeans
-from .results_io import ROOT, load_records, markdown_table, write_markdown
+from .results_io import (
+    ROOT,
+    denoiser_label,
+    load_records,
+    markdown_table,
+    write_markdown,
+)
 
 BENCHMARK = "subset_selection"
-CELL_KEY = ("rule", "pool", "ipc", "protocol", "sets", "teacher_epochs")
+CELL_KEY = ("source", "denoiser", "guidance", "rule", "pool", "ipc", "protocol", "sets", "teacher_epochs")
+SOURCES = ("real", "d3hr")
+"""Where the pools come from: real training images, or D3HR's Gaussians (plain draws, regenerated)."""
 
 Rule = Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], list[int]]
 """A pool's ``(n, F)`` unit-norm teacher features, its ``(n,)`` teacher probabilities of the class, a
@@ -121,14 +136,42 @@ def pool_rows(indices_by_class: list[torch.Tensor], pool: int, seed: int) -> lis
     return [rows[torch.randperm(len(rows), generator=generator)[:pool]] for rows in indices_by_class]
 
 
+def real_pools(train, pool: int) -> Callable[[int], list[torch.Tensor]]:
+    """``seed -> per-class float images``: seeded random pools of real training images."""
+    images, indices_by_class = to_float_samples(train.images), train.indices_by_class()
+    return lambda seed: [images[rows] for rows in pool_rows(indices_by_class, pool, seed)]
+
+
+def d3hr_pools(train, pool: int, args: argparse.Namespace) -> Callable[[int], list[torch.Tensor]]:
+    """``seed -> per-class float images``: ``pool`` plain draws per class from D3HR's Gaussians
+    (``benchmarks.d3hr``'s cached fit), regenerated and decoded through uint8 as a stored set."""
+    pipe = D3HRPipeline.from_pretrained(args.pipeline)
+    pipe.set_progress_bar_config(disable=True)
+    fit_args = argparse.Namespace(fit_per_class=args.fit_per_class, guidance=args.guidance, pipeline=args.pipeline,
+                                  default_depth=args.depth, depths=sorted({21, 31, args.depth}))
+    gaussians = d3hr.gaussians_at(d3hr.fit_all(pipe, train, fit_args), "ddim", args.depth)
+
+    def pools(seed: int) -> list[torch.Tensor]:
+        output = pipe.sample(gaussians, config=D3HRConfig(ipc=pool, num_candidates=1, seed=seed,
+                                                          guidance_scale=args.guidance, inversion_steps=args.depth))
+        images = uint8_to_float(output.images)
+        return [images[output.labels == class_index] for class_index in range(int(output.labels.max()) + 1)]
+    return pools
+
+
 def write_table() -> None:
     order = list(RULES)
     records = sorted(load_records(BENCHMARK), key=lambda r: (r["ipc"], r["pool"], r["sets"],
                                                             order.index(r["rule"]) if r["rule"] in order else 99))
-    random = {(r["ipc"], r["pool"], r["sets"]): r for r in records if r["rule"] == "random"}
+    def setting(record: dict) -> tuple:
+        return (record.get("source", "real"), record.get("denoiser"), record.get("guidance"), record["ipc"],
+                record["pool"], record["sets"])
+
+    records.sort(key=setting)
+    random = {setting(r): r for r in records if r["rule"] == "random"}
     rows = []
     for record in records:
-        reference = random.get((record["ipc"], record["pool"], record["sets"]))
+        reference = random.get(setting(record))
         ahead = None
         if reference is not None and record is not reference:
             differences = [a - b for a, b in zip(record["set_means"], reference["set_means"])]
@@ -136,16 +179,19 @@ def write_table() -> None:
             spread = (sum((d - mean) ** 2 for d in differences) / max(1, len(differences) - 1)) ** 0.5
             ahead = f"{mean:+.2f} ± {spread / len(differences) ** 0.5:.2f} ({sum(d > 0 for d in differences)}/"\
                     f"{len(differences)})"
-        rows.append({**record, "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}", "ahead": ahead,
+        rows.append({"source": "real", **record, "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}", "ahead": ahead,
                      "set_means": ", ".join(f"{m:.1f}" for m in record["set_means"])})
     write_markdown(BENCHMARK, "# Which real images the soft-label protocol rewards\n\n"
                    + markdown_table(rows, [
+                       ("pool of", "source"), ("denoiser", "denoiser"), ("guidance", "guidance"),
                        ("rule", "rule"), ("IPC", "ipc"), ("pool/class", "pool"), ("protocol", "protocol"),
                        ("sets", "sets"), ("accuracy", "accuracy"), ("ahead of random (paired)", "ahead"),
                        ("set means", "set_means")])
                    + "\n\nFashion-MNIST, ConvNet-3 under the soft-label protocol of `d3hr.md` (same teacher), on "
-                   "the 10,000 test images. Per class, set k keeps IPC images of a pool of `pool/class` training "
-                   "images drawn with seed k, by the rule named; `random` keeps the pool's first ones. Feature "
+                   "the 10,000 test images. Per class, set k keeps IPC images of a pool of `pool/class` images "
+                   "drawn with seed k, by the rule named; `random` keeps the pool's first ones. `pool of`: `real` "
+                   "= training images; `d3hr` = plain draws from D3HR's per-class Gaussians (200 fit images per "
+                   "class, the `denoiser` at timestep 600 and `guidance`), regenerated and decoded. Feature "
                    "rules work on the teacher's unit-norm penultimate features; `herding` = greedy mean matching, "
                    "`k-means medoids` = the image nearest each k-means centre, `farthest point` = k-center greedy, "
                    "`most / least confident` = the teacher's probability of the class. `ahead of random` = the "
@@ -162,6 +208,11 @@ def main() -> None:
     parser.add_argument("--eval_epochs", type=int, default=300)
     parser.add_argument("--teacher_epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--source", choices=SOURCES, default="real", help="pools of real images or of D3HR draws")
+    parser.add_argument("--pipeline", default=str(DEFAULT_PIPELINE_PATH), help="D3HR's models (--source d3hr)")
+    parser.add_argument("--guidance", type=float, default=D3HRConfig().guidance_scale, help="D3HR's guidance")
+    parser.add_argument("--depth", type=int, default=D3HRConfig().inversion_steps, help="D3HR's inversion steps")
+    parser.add_argument("--fit_per_class", type=int, default=200, help="images per class D3HR's Gaussians fit")
     parser.add_argument("--redo", action="store_true")
     args = parser.parse_args()
     if args.pool < args.ipc:
@@ -171,16 +222,18 @@ def main() -> None:
     train, test = fashion_mnist_tensors("train"), fashion_mnist_tensors("test")
     teacher = train_teacher(train, epochs=args.teacher_epochs, seed=0, cache_dir=ROOT / "runs" / "teachers",
                             torch_compile=True).eval()
-    images = to_float_samples(train.images)
-    indices_by_class = train.indices_by_class()
+    pools = real_pools(train, args.pool) if args.source == "real" else d3hr_pools(train, args.pool, args)
+    models: dict[str, Optional[object]] = {"source": args.source, "denoiser": None, "guidance": None}
+    if args.source == "d3hr":
+        models.update(denoiser=denoiser_label(args.pipeline), guidance=args.guidance, inversion_steps=args.depth,
+                      fit_per_class=args.fit_per_class)
 
     for name in args.rules:
         rule = RULES[name]
 
         def make_set(seed: int, rule: Rule = rule) -> tuple[torch.Tensor, torch.Tensor]:
             kept, labels = [], []
-            for class_index, rows in enumerate(pool_rows(indices_by_class, args.pool, seed)):
-                pool = images[rows]
+            for class_index, pool in enumerate(pools(seed)):
                 features = torch.nn.functional.normalize(classifier_features(teacher, pool), dim=1)
                 with torch.no_grad():
                     confidence = torch.cat([teacher(chunk).softmax(1)[:, class_index] for chunk in pool.split(500)])
@@ -194,7 +247,7 @@ def main() -> None:
             return cells.evaluate_sets(make_set, test, SoftLabelProtocol(epochs=args.eval_epochs), teacher,
                                        args.sets, 1)
 
-        cells.run_cell(BENCHMARK, {"rule": name, "pool": args.pool, "ipc": args.ipc, "samples_per_class": args.ipc,
+        cells.run_cell(BENCHMARK, {**models, "rule": name, "pool": args.pool, "ipc": args.ipc, "samples_per_class": args.ipc,
                                    "protocol": "soft", "teacher_epochs": args.teacher_epochs, "sets": args.sets},
                        compute, CELL_KEY, redo=args.redo, summary="{rule}: {acc_mean} ± {acc_std}")
     write_table()

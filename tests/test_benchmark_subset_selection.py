@@ -62,3 +62,22 @@ def test_pools_are_seeded_per_set_and_stay_within_each_class():
     assert all(set(p.tolist()) <= set(rows.tolist()) for p, rows in zip(pools, by_class))
     assert all(torch.equal(a, b) for a, b in zip(pools, pool_rows(by_class, 20, seed=3)))
     assert not torch.equal(pools[0], pool_rows(by_class, 20, seed=4)[0])
+
+
+def test_the_table_compares_each_rule_with_the_random_pick_of_the_same_pools(monkeypatch):
+    import benchmarks.subset_selection as benchmark
+
+    def record(source, rule, set_means):
+        return {"source": source, "denoiser": None if source == "real" else "dit@1", "guidance": None,
+                "rule": rule, "ipc": 10, "pool": 50, "protocol": "soft", "sets": 2, "acc_mean": 80.0,
+                "acc_std": 0.1, "set_means": set_means}
+
+    records = [record("real", "random", [80.0, 81.0]), record("real", "herding", [81.0, 81.5]),
+               record("d3hr", "random", [70.0, 70.0]), record("d3hr", "herding", [69.0, 70.0])]
+    written = {}
+    monkeypatch.setattr(benchmark, "load_records", lambda name: records)
+    monkeypatch.setattr(benchmark, "write_markdown", lambda name, text: written.update(text=text))
+    benchmark.write_table()
+    lines = [line for line in written["text"].splitlines() if "herding" in line and line.startswith("| ")]
+    assert any(line.startswith("| real ") and "+0.75 ± 0.25 (2/2)" in line for line in lines)
+    assert any(line.startswith("| d3hr ") and "-0.50 ± 0.50 (0/2)" in line for line in lines)
