@@ -164,8 +164,9 @@ def write_table() -> None:
     records = sorted(load_records(BENCHMARK), key=lambda r: (r["ipc"], r["pool"], r["sets"],
                                                             order.index(r["rule"]) if r["rule"] in order else 99))
     def setting(record: dict) -> tuple:
-        return (record.get("source", "real"), record.get("denoiser"), record.get("guidance"), record["ipc"],
-                record["pool"], record["sets"])
+        source = record.get("source", "real")
+        return (SOURCES.index(source) if source in SOURCES else len(SOURCES), record.get("denoiser") or "",
+                record.get("guidance") or 0.0, record["ipc"], record["pool"], record["sets"])
 
     records.sort(key=setting)
     random = {setting(r): r for r in records if r["rule"] == "random"}
