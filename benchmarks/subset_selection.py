@@ -1,4 +1,4 @@
-"""Which real images does the soft-label protocol reward at IPC 10?
+"""Which images does the soft-label protocol reward at IPC 10?
 
 D3HR's group sampling keeps the group of draws whose moments best match the class's distribution:
 it bets that a *representative* set trains a better student than a random one. This benchmark puts
@@ -36,7 +36,7 @@ Writes ``benchmarks/results/subset_selection.json`` / ``.md``.
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Optional
+from typing import Any, Callable
 
 import torch
 
@@ -62,7 +62,7 @@ from .results_io import (
 )
 
 BENCHMARK = "subset_selection"
-CELL_KEY = ("source", "denoiser", "guidance", "rule", "pool", "ipc", "protocol", "sets", "teacher_epochs")
+CELL_KEY = ("source", "denoiser", "guidance", "inversion_steps", "fit_per_class", "rule", "pool", "ipc", "protocol", "sets", "teacher_epochs")
 SOURCES = ("real", "d3hr")
 """Where the pools come from: real training images, or D3HR's Gaussians (plain draws, regenerated)."""
 
@@ -163,10 +163,12 @@ def write_table() -> None:
     order = list(RULES)
     records = sorted(load_records(BENCHMARK), key=lambda r: (r["ipc"], r["pool"], r["sets"],
                                                             order.index(r["rule"]) if r["rule"] in order else 99))
+
     def setting(record: dict) -> tuple:
         source = record.get("source", "real")
         return (SOURCES.index(source) if source in SOURCES else len(SOURCES), record.get("denoiser") or "",
-                record.get("guidance") or 0.0, record["ipc"], record["pool"], record["sets"])
+                record.get("guidance") or 0.0, record.get("inversion_steps") or 0, record.get("fit_per_class") or 0,
+                record["ipc"], record["pool"], record["sets"])
 
     records.sort(key=setting)
     random = {setting(r): r for r in records if r["rule"] == "random"}
@@ -180,19 +182,22 @@ def write_table() -> None:
             spread = (sum((d - mean) ** 2 for d in differences) / max(1, len(differences) - 1)) ** 0.5
             ahead = f"{mean:+.2f} ± {spread / len(differences) ** 0.5:.2f} ({sum(d > 0 for d in differences)}/"\
                     f"{len(differences)})"
-        rows.append({"source": "real", **record, "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}", "ahead": ahead,
+        rows.append({"source": "real", **record, "ahead": ahead,
+                     "accuracy": f"{record['acc_mean']:.2f} ± {record['acc_std']:.2f}",
                      "set_means": ", ".join(f"{m:.1f}" for m in record["set_means"])})
-    write_markdown(BENCHMARK, "# Which real images the soft-label protocol rewards\n\n"
+    write_markdown(BENCHMARK, "# Which images the soft-label protocol rewards at IPC 10\n\n"
                    + markdown_table(rows, [
                        ("pool of", "source"), ("denoiser", "denoiser"), ("guidance", "guidance"),
+                       ("inversion steps", "inversion_steps"), ("fit images/class", "fit_per_class"),
                        ("rule", "rule"), ("IPC", "ipc"), ("pool/class", "pool"), ("protocol", "protocol"),
                        ("sets", "sets"), ("accuracy", "accuracy"), ("ahead of random (paired)", "ahead"),
                        ("set means", "set_means")])
                    + "\n\nFashion-MNIST, ConvNet-3 under the soft-label protocol of `d3hr.md` (same teacher), on "
                    "the 10,000 test images. Per class, set k keeps IPC images of a pool of `pool/class` images "
                    "drawn with seed k, by the rule named; `random` keeps the pool's first ones. `pool of`: `real` "
-                   "= training images; `d3hr` = plain draws from D3HR's per-class Gaussians (200 fit images per "
-                   "class, the `denoiser` at timestep 600 and `guidance`), regenerated and decoded. Feature "
+                   "= training images; `d3hr` = plain draws from D3HR's per-class Gaussians (fitted on `fit "
+                   "images/class` per class, inverted by the `denoiser` with `guidance` to `inversion steps` of the "
+                   "50-step grid), regenerated and decoded. Feature "
                    "rules work on the teacher's unit-norm penultimate features; `herding` = greedy mean matching, "
                    "`k-means medoids` = the image nearest each k-means centre, `farthest point` = k-center greedy, "
                    "`most / least confident` = the teacher's probability of the class. `ahead of random` = the "
@@ -224,7 +229,7 @@ def main() -> None:
     teacher = train_teacher(train, epochs=args.teacher_epochs, seed=0, cache_dir=ROOT / "runs" / "teachers",
                             torch_compile=True).eval()
     pools = real_pools(train, args.pool) if args.source == "real" else d3hr_pools(train, args.pool, args)
-    models: dict[str, Optional[object]] = {"source": args.source, "denoiser": None, "guidance": None}
+    models: dict[str, Any] = {"source": args.source, "denoiser": None, "guidance": None}
     if args.source == "d3hr":
         models.update(denoiser=denoiser_label(args.pipeline), guidance=args.guidance, inversion_steps=args.depth,
                       fit_per_class=args.fit_per_class)
@@ -248,8 +253,9 @@ def main() -> None:
             return cells.evaluate_sets(make_set, test, SoftLabelProtocol(epochs=args.eval_epochs), teacher,
                                        args.sets, 1)
 
-        cells.run_cell(BENCHMARK, {**models, "rule": name, "pool": args.pool, "ipc": args.ipc, "samples_per_class": args.ipc,
-                                   "protocol": "soft", "teacher_epochs": args.teacher_epochs, "sets": args.sets},
+        cells.run_cell(BENCHMARK, {**models, "rule": name, "pool": args.pool, "ipc": args.ipc,
+                                   "samples_per_class": args.ipc, "protocol": "soft",
+                                   "teacher_epochs": args.teacher_epochs, "sets": args.sets},
                        compute, CELL_KEY, redo=args.redo, summary="{rule}: {acc_mean} ± {acc_std}")
     write_table()
 
